@@ -1,0 +1,163 @@
+"""The agent's one settings object: command-line flags, then environment (`EDGE_*`), then an
+optional TOML config file (`EDGE_CONFIG` or `--config`), then defaults.
+
+A bad value fails at start-up with the setting's name in the message (`SettingsError`).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "EDGE_"
+CONFIG_ENV_VAR = "EDGE_CONFIG"
+# Store ids become MQTT topic segments and AWS IoT thing names: keep them to a safe alphabet.
+STORE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+DEFAULT_MQTT_PORT = 1883
+DEFAULT_MQTTS_PORT = 8883
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the setting."""
+
+
+class BrokerAddress(BaseModel):
+    host: str
+    port: int
+    tls: bool
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"scheme must be mqtt:// or mqtts://, got {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    try:
+        port = parts.port or (DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT)
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}") from exc
+    return BrokerAddress(host=parts.hostname, port=port, tls=tls)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
+                                      validate_default=True)
+
+    store_id: str = "store-001"
+    # None means "no broker configured": `demo` then starts the embedded one.
+    broker: str | None = None
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    db: Path = Path("edge.db")
+    http_host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Ingestion. A cheap sensor can send anything; 64 KiB is far above the largest real
+    # message (a 1,000-line POS basket is ~100 KiB only with absurd ids) and bounds memory.
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Most of an oversized payload is kept in the dead letter for diagnosis, not all of it.
+    dead_letter_max_raw_bytes: int = Field(default=256 * 1024, ge=1024)
+    # One SQLite transaction per batch: bigger batches amortize the commit's fsync.
+    batch_max_events: int = Field(default=1000, ge=1, le=100_000)
+    batch_max_wait_ms: int = Field(default=20, ge=0, le=10_000)
+    # MQTT 5 Receive Maximum: how many unacknowledged QoS 1 messages the broker may have in
+    # flight to us. Acks wait for the commit, so this must cover a whole batch or the
+    # broker stalls waiting for acks we only send after the batch fills.
+    mqtt_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    mqtt_keepalive_s: int = Field(default=30, ge=5)
+    # The broker keeps our subscription and unacked messages this long while we are down.
+    mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    reconnect_min_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+    # FULL survives power loss (the WAL is fsynced at each commit); NORMAL only process crashes.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @field_validator("store_id")
+    @classmethod
+    def _store_id_safe(cls, value: str) -> str:
+        if not STORE_ID_PATTERN.match(value):
+            raise ValueError("must be 1-64 letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url_valid(cls, value: str | None) -> str | None:
+        if value:
+            parse_broker_url(value)
+        return value or None
+
+    @property
+    def broker_address(self) -> BrokerAddress | None:
+        return parse_broker_url(self.broker) if self.broker else None
+
+    @property
+    def mqtt_client_id(self) -> str:
+        # Stable per store: the broker keeps the persistent session under this id.
+        return f"edge-agent-{self.store_id}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_path = _CONFIG_FILE_OVERRIDE.get("path")
+        if config_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_path))
+        return tuple(sources)
+
+
+# Set by load_settings for the duration of one construction (pydantic-settings builds the
+# source list from the class, so the file path has to reach it from outside).
+_CONFIG_FILE_OVERRIDE: dict[str, Path | None] = {}
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build settings from flags (`overrides`, None values ignored), env, config file, defaults."""
+    import os
+
+    path = config_file or os.environ.get(CONFIG_ENV_VAR)
+    config_path = Path(path) if path else None
+    if config_path is not None and not config_path.is_file():
+        raise SettingsError(f"config_file: {config_path} does not exist")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    _CONFIG_FILE_OVERRIDE["path"] = config_path
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except ValueError as exc:  # e.g. malformed TOML
+        raise SettingsError(f"config_file: {exc}") from None
+    finally:
+        _CONFIG_FILE_OVERRIDE.pop("path", None)
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{name}: unknown setting")
+        else:
+            problems.append(f"{name} ({ENV_PREFIX}{name.upper()}): {err['msg']}")
+    return "invalid settings: " + "; ".join(problems)

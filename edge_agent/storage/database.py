@@ -1,0 +1,40 @@
+"""Opening the store database: WAL mode, pragmas, and migrations to the latest schema."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+import sqlite_utils
+
+from edge_agent.storage.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+# Readers (HTTP workers) and the ingestion writer share the file; a writer holding the lock
+# for a batch commit should make a reader wait, not fail.
+BUSY_TIMEOUT_MS = 5000
+
+
+def open_database(
+    path: Path | str,
+    *,
+    synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    check_same_thread: bool = True,
+) -> sqlite_utils.Database:
+    """Open (creating if needed) the store database at `path`, migrated to the latest schema."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per batch.
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=check_same_thread)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    applied = migrate(db)
+    if applied:
+        logger.info("database %s migrated: %s", path, ", ".join(applied))
+    return db

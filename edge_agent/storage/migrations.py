@@ -1,0 +1,128 @@
+"""Schema migrations as registered, numbered steps, each applied once in its own transaction.
+
+Add a step by writing a function and decorating it with `@migration(N, "what it does")`;
+never edit a step that has shipped, since stores run every step exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+MIGRATIONS_TABLE = "schema_migrations"
+Step = Callable[[sqlite_utils.Database], None]
+_STEPS: dict[int, tuple[str, Step]] = {}
+
+
+def migration(version: int, name: str) -> Callable[[Step], Step]:
+    def register(step: Step) -> Step:
+        if version in _STEPS:
+            raise ValueError(f"migration {version} registered twice")
+        _STEPS[version] = (name, step)
+        return step
+
+    return register
+
+
+def latest_version() -> int:
+    return max(_STEPS)
+
+
+def migrate(db: sqlite_utils.Database) -> list[str]:
+    """Apply every step newer than the database's version; returns the names applied."""
+    db.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} "
+        "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    done = {row[0] for row in db.execute(f"SELECT version FROM {MIGRATIONS_TABLE}")}
+    applied = []
+    for version in sorted(_STEPS):
+        if version in done:
+            continue
+        name, step = _STEPS[version]
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            step(db)
+            db.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",
+                [version, name, datetime.now(UTC).isoformat()],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(f"{version}:{name}")
+    return applied
+
+
+@migration(1, "events, sales, sensors, catalog, customers, dead letters")
+def _initial_schema(db: sqlite_utils.Database) -> None:
+    db["events"].create(
+        {"event_id": str, "store_id": str, "type": str, "topic": str, "ts": str,
+         "received_at": str, "payload": str},
+        pk="event_id", not_null={"store_id", "type", "topic", "ts", "received_at", "payload"},
+    )
+    db["events"].create_index(["type", "ts"])
+    db["transactions"].create(
+        {"transaction_id": str, "event_id": str, "store_id": str, "register_id": str,
+         "customer_id": str, "ts": str, "total": float, "item_count": int},
+        pk="transaction_id", not_null={"event_id", "store_id", "ts", "total"},
+    )
+    db["transactions"].create_index(["customer_id", "ts"])
+    db["transactions"].create_index(["ts"])
+    db["transaction_items"].create(
+        {"transaction_id": str, "line_no": int, "product_id": str, "quantity": float,
+         "unit_price": float, "discount": float},
+        pk=("transaction_id", "line_no"),
+        foreign_keys=[("transaction_id", "transactions", "transaction_id")],
+    )
+    db["transaction_items"].create_index(["product_id"])
+    # Latest reading per shelf; the full history stays in `events`.
+    db["shelf_state"].create(
+        {"shelf_id": str, "product_id": str, "quantity": int, "weight_g": float,
+         "capacity": int, "ts": str, "event_id": str},
+        pk="shelf_id", not_null={"product_id", "capacity", "ts", "event_id"},
+    )
+    db["shelf_state"].create_index(["product_id"])
+    db["zone_traffic"].create(
+        {"event_id": str, "zone_id": str, "ts": str, "people": int, "avg_dwell_s": float},
+        pk="event_id", not_null={"zone_id", "ts", "people", "avg_dwell_s"},
+    )
+    db["zone_traffic"].create_index(["zone_id", "ts"])
+    db["presence"].create(
+        {"event_id": str, "device_id": str, "customer_id": str, "zone_id": str, "ts": str},
+        pk="event_id", not_null={"customer_id", "zone_id", "ts"},
+    )
+    db["presence"].create_index(["zone_id", "ts"])
+    db["presence"].create_index(["customer_id", "ts"])
+    db["interactions"].create(
+        {"event_id": str, "device_id": str, "customer_id": str, "action": str,
+         "product_id": str, "context": str, "model_version": str, "ts": str},
+        pk="event_id", not_null={"action", "product_id", "ts"},
+    )
+    db["interactions"].create_index(["customer_id", "ts"])
+    db["products"].create(
+        {"product_id": str, "name": str, "brand": str, "department": str, "category": str,
+         "price": float, "size": str, "temperature_zone": str, "allergens": str,
+         "diets": str, "active": int},
+        pk="product_id", not_null={"name", "category"},
+        defaults={"allergens": "[]", "diets": "[]", "active": 1},
+    )
+    db["products"].create_index(["category"])
+    db["customers"].create(
+        {"customer_id": str, "loyalty_number": str, "household_size": int,
+         "consent_personalization": int, "consent_staff_assist": int,
+         "dietary_restrictions": str, "allergens": str, "created_at": str},
+        pk="customer_id",
+        defaults={"consent_personalization": 0, "consent_staff_assist": 0,
+                  "dietary_restrictions": "[]", "allergens": "[]"},
+    )
+    db["customers"].create_index(["loyalty_number"], unique=True)
+    db["dead_letters"].create(
+        {"id": int, "received_at": str, "topic": str, "reason": str, "raw": bytes,
+         "raw_size": int, "event_id": str},
+        pk="id", not_null={"received_at", "topic", "reason", "raw", "raw_size"},
+    )
+    db["dead_letters"].create_index(["received_at"])
