@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     # flight to us. Acks wait for the commit, so this must cover a whole batch or the
     # broker stalls waiting for acks we only send after the batch fills.
     mqtt_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    # MQTT 5 by default (Receive Maximum, session expiry); 3.1.1 for brokers that lack 5,
+    # such as the embedded amqtt broker (there the broker's own in-flight limit applies).
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
     mqtt_keepalive_s: int = Field(default=30, ge=5)
     # The broker keeps our subscription and unacked messages this long while we are down.
     mqtt_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)

@@ -1,4 +1,4 @@
-"""The in-store event contract: envelopes, payloads and topics (ARCHITECTURE.md, "MQTT in the store").
+"""The in-store event contract: envelopes, payloads, topics (ARCHITECTURE.md, MQTT in the store).
 
 Defined once here and imported by the edge agent (ingestion, simulator) and the cloud side
 (lake reader, retraining): the events *are* the models' raw training data, and `models`
@@ -7,7 +7,9 @@ imports no other part, so this is the one place every side can reach.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -130,7 +132,7 @@ def _describe(error: ValidationError) -> str:
             parts.append(f"missing field '{where}'")
         elif err["type"] in ("json_invalid", "json_type"):
             parts.append(f"not valid JSON: {err['msg']}")
-        elif err["type"] == "model_attributes_type":
+        elif err["type"] in ("dict_type", "model_attributes_type") and not err["loc"]:
             parts.append("payload is not a JSON object")
         else:
             parts.append(f"field '{where}': {err['msg']}")
@@ -149,9 +151,8 @@ def event_to_json(event: Event) -> bytes:
     return event.model_dump_json(exclude_none=False).encode()
 
 
-class Topic(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, slots=True)
+class Topic:
     store_id: str
     kind: str
     device_id: str
@@ -164,6 +165,8 @@ class Topic(BaseModel):
         return f"stores/{self.store_id}/{self.kind}/{self.device_id}"
 
 
+# Topics are per device, so a store has a few hundred: parse each once.
+@lru_cache(maxsize=8192)
 def parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != "stores" or not all(parts):

@@ -1,3 +1,4 @@
+# ruff: noqa: E501 -- a data table: one category per line reads better than wrapped calls.
 """The demo catalog's departments and categories: the one list the catalog generator, the
 simulator and the store layouts' planograms agree on (a test checks every layout places
 every category).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class BatchResult:
     stored: Counter[str] = field(default_factory=Counter)  # by event type
     duplicates: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason kind
+    storage_errors: int = 0  # failed commit attempts before this result was stored
 
     @property
     def stored_total(self) -> int:
@@ -105,6 +107,33 @@ class EventWriter:
             conn.execute("ROLLBACK")
             raise
         return result
+
+    def write_one_by_one(self, messages: Sequence[RawMessage]) -> BatchResult:
+        """Fallback after a batch failed to commit: each message in its own transaction, and
+        one that still fails is dead-lettered with the storage error as its reason."""
+        total = BatchResult()
+        for message in messages:
+            try:
+                result = self.write_batch([message])
+            except sqlite3.DatabaseError as exc:
+                reason = f"storage error: {exc}"
+                self._write_dead_letters([_Rejected(message.topic, message.payload, reason,
+                                                    _best_effort_event_id(message.payload))])
+                result = BatchResult(dead_letters=Counter({"storage_error": 1}))
+            total.stored.update(result.stored)
+            total.dead_letters.update(result.dead_letters)
+            total.duplicates += result.duplicates
+        return total
+
+    def _write_dead_letters(self, rejected: Sequence[_Rejected]) -> None:
+        conn = self._db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._insert_dead_letters(rejected, format_ts(utc_now()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     def _classify(self, message: RawMessage) -> _Valid | _Rejected:
         size = len(message.payload)

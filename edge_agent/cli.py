@@ -1,0 +1,105 @@
+"""`edge-agent` command line. Flags override settings (env `EDGE_*`, config file, defaults).
+
+The command and flag names are relied on by operators' scripts: keep them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from edge_agent.settings import Settings, SettingsError, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (also EDGE_CONFIG)")
+    parser.add_argument("--store-id", help="this store's id (EDGE_STORE_ID)")
+    parser.add_argument("--broker", help="MQTT broker URL, mqtt://HOST:PORT (EDGE_BROKER)")
+    parser.add_argument("--db", type=Path, help="SQLite database path (EDGE_DB)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edge-agent",
+                                     description="In-store personalization edge agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the agent: MQTT ingestion into SQLite")
+    _add_common(run)
+    run.add_argument("--port", type=int, help="HTTP port (EDGE_PORT)")
+
+    simulate = commands.add_parser("simulate", help="publish simulated store traffic")
+    _add_common(simulate)
+    from edge_agent.simulator import cli as simulator_cli
+
+    simulator_cli.add_arguments(simulate)
+
+    demo = commands.add_parser("demo", help="a whole store on this machine: broker, agent, "
+                                            "simulator")
+    _add_common(demo)
+    demo.add_argument("--port", type=int, help="HTTP port (EDGE_PORT)")
+    from edge_agent.demo import runner as demo_runner
+
+    demo_runner.add_arguments(demo)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, **defaults: object) -> Settings:
+    flags = {name: getattr(args, name, None)
+             for name in ("store_id", "broker", "db", "port", "log_level")}
+    for name, value in defaults.items():
+        if flags.get(name) is None:
+            flags[name] = value
+    return load_settings(config_file=args.config, **flags)
+
+
+def wait_for_shutdown() -> None:
+    """Block until SIGINT or SIGTERM (systemd stops services with SIGTERM)."""
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from edge_agent.agent import Agent
+
+    settings = settings_from_args(args)
+    if settings.broker is None:
+        raise SettingsError("broker (EDGE_BROKER): required for `run`; use `demo` for an "
+                            "embedded broker")
+    with Agent(settings):
+        wait_for_shutdown()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", None) or "INFO",
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "simulate":
+            from edge_agent.simulator import cli as simulator_cli
+
+            return simulator_cli.run(settings_from_args(args), args)
+        if args.command == "demo":
+            from edge_agent.demo import runner as demo_runner
+
+            return demo_runner.run_demo(settings_from_args(args), args)
+    except SettingsError as exc:
+        print(f"edge-agent: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,325 @@
+"""The ingestion service: a paho-mqtt 2.x subscriber with manual acknowledgements, and a pump
+thread that hands batches to the writer process (writer_process.py) and acks what it committed.
+
+Delivery guarantee: a QoS 1 message is acknowledged (PUBACK) only after the transaction
+holding it has committed. If the agent dies between receipt and commit, the broker still
+holds the message in our persistent session and redelivers it; duplicates are dropped by
+`event_id`. Acks are sent in receipt order, as MQTT requires.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge_agent.ingestion.writer_process import WriterConfig, WriterDied, WriterProcess
+from edge_agent.metrics import AgentMetrics
+from edge_agent.settings import Settings
+from edge_agent.storage.event_writer import BatchResult
+
+logger = logging.getLogger(__name__)
+
+# Bounded so that QoS 0 floods (not flow-controlled by Receive Maximum) block the network
+# thread, which pushes back on the broker through TCP, instead of growing memory.
+QUEUE_CAPACITY = 100_000
+# How long the pump waits for a message or an answer before checking for shutdown.
+IDLE_POLL_S = 0.1
+# Two batches in flight: the writer commits one while the next is already in its pipe.
+MAX_BATCHES_IN_FLIGHT = 2
+# Pause before restarting a writer process that died, so a crash loop does not spin.
+WRITER_RESTART_DELAY_S = 0.5
+
+
+@dataclass(frozen=True)
+class _Received:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    generation: int  # which connection it arrived on: a packet id is only valid there
+
+
+@dataclass
+class IngestStats:
+    """Running totals since start (the durable truth is in the database)."""
+
+    stored: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+
+    @property
+    def stored_total(self) -> int:
+        return sum(self.stored.values())
+
+    @property
+    def dead_letters_total(self) -> int:
+        return sum(self.dead_letters.values())
+
+
+class IngestionService:
+    def __init__(self, settings: Settings, metrics: AgentMetrics | None = None) -> None:
+        if settings.broker_address is None:
+            raise ValueError("broker: no MQTT broker configured")
+        self._settings = settings
+        self._broker = settings.broker_address
+        self._mqtt5 = settings.mqtt_protocol == "5"
+        self._metrics = metrics or AgentMetrics()
+        self._queue: queue.Queue[_Received] = queue.Queue(maxsize=QUEUE_CAPACITY)
+        self._generation = 0
+        self._connected = threading.Event()
+        self._stopping = threading.Event()
+        self._stats = IngestStats()
+        self._stats_lock = threading.Lock()
+        self._pump_thread: threading.Thread | None = None
+        self._writer = WriterProcess(WriterConfig(
+            db_path=str(settings.db), synchronous=settings.sqlite_synchronous,
+            store_id=settings.store_id, max_payload_bytes=settings.max_payload_bytes,
+            dead_letter_max_raw_bytes=settings.dead_letter_max_raw_bytes))
+        self._client = self._make_client()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (in the background, retrying) and start committing."""
+        self._stopping.clear()
+        self._writer.start()
+        self._pump_thread = threading.Thread(target=self._pump_loop, name="ingest-pump",
+                                             daemon=True)
+        self._pump_thread.start()
+        if self._mqtt5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._settings.mqtt_session_expiry_s
+            props.ReceiveMaximum = self._settings.mqtt_receive_maximum
+            self._client.connect_async(self._broker.host, self._broker.port,
+                                       keepalive=self._settings.mqtt_keepalive_s,
+                                       clean_start=False, properties=props)
+        else:  # 3.1.1: the persistent session comes from clean_session=False on the client
+            self._client.connect_async(self._broker.host, self._broker.port,
+                                       keepalive=self._settings.mqtt_keepalive_s)
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Commit what was received, then disconnect. Uncommitted messages stay unacked at the
+        broker and are redelivered next time."""
+        self._stopping.set()
+        if self._pump_thread is not None:
+            self._pump_thread.join(timeout)
+        self._writer.stop(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        self._metrics.mqtt_connected.set(0)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def writer_pid(self) -> int | None:
+        return self._writer.pid
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._connected.wait(timeout)
+
+    def stats(self) -> IngestStats:
+        with self._stats_lock:
+            return IngestStats(Counter(self._stats.stored), self._stats.duplicates,
+                               Counter(self._stats.dead_letters), self._stats.batches)
+
+    # -- MQTT callbacks (network thread; they never raise) -----------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        if self._mqtt5:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                 client_id=self._settings.mqtt_client_id,
+                                 protocol=mqtt.MQTTv5, manual_ack=True)
+        else:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                 client_id=self._settings.mqtt_client_id,
+                                 protocol=mqtt.MQTTv311, clean_session=False, manual_ack=True)
+        if self._settings.mqtt_username:
+            password = self._settings.mqtt_password
+            client.username_pw_set(self._settings.mqtt_username,
+                                   password.get_secret_value() if password else None)
+        if self._broker.tls:
+            client.tls_set()
+        # paho backs off between these bounds, doubling, while the broker is unreachable.
+        client.reconnect_delay_set(min_delay=max(1, round(self._settings.reconnect_min_s)),
+                                   max_delay=max(1, round(self._settings.reconnect_max_s)))
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any,
+                    reason_code: Any, _properties: Any) -> None:
+        try:
+            if reason_code.is_failure:
+                logger.error("broker %s refused the connection: %s", self._broker, reason_code)
+                return
+            self._generation += 1
+            # Subscribe every time: after a broker restart without persistence the session
+            # (and the subscription with it) may be gone.
+            client.subscribe(f"stores/{self._settings.store_id}/+/+", qos=1)
+            self._metrics.mqtt_connects.inc()
+            logger.info("connected to %s (session present: %s)", self._broker,
+                        getattr(_flags, "session_present", None))
+        except Exception:
+            logger.exception("on_connect failed")
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
+                      reason_codes: Any, _properties: Any) -> None:
+        try:
+            if any(code.is_failure for code in reason_codes):
+                logger.error("broker refused our subscription: %s", reason_codes)
+                return
+            # Connected means subscribed: only from here on is nothing published missed.
+            self._connected.set()
+            self._metrics.mqtt_connected.set(1)
+        except Exception:
+            logger.exception("on_subscribe failed")
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any,
+                       reason_code: Any, _properties: Any) -> None:
+        try:
+            self._connected.clear()
+            self._metrics.mqtt_connected.set(0)
+            if not self._stopping.is_set():
+                logger.warning("disconnected from %s (%s); reconnecting", self._broker,
+                               reason_code)
+        except Exception:
+            logger.exception("on_disconnect failed")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any,
+                    message: mqtt.MQTTMessage) -> None:
+        try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                topic = repr(message._topic)
+            self._queue.put(_Received(topic, bytes(message.payload), message.mid, message.qos,
+                                      self._generation))
+        except Exception:
+            # Not acked, so the broker redelivers it; nothing is lost by logging and moving on.
+            logger.exception("could not queue a message on %r", getattr(message, "_topic", "?"))
+
+    # -- pump thread: queue → writer process → acks ---------------------------------------
+
+    def _pump_loop(self) -> None:
+        seq = 0
+        in_flight: deque[tuple[int, list[_Received]]] = deque()
+        try:
+            while True:
+                while len(in_flight) < MAX_BATCHES_IN_FLIGHT:
+                    batch = self._next_batch(wait=not in_flight)
+                    if not batch:
+                        break
+                    seq += 1
+                    in_flight.append((seq, batch))
+                    self._send(seq, batch, in_flight)
+                if not in_flight:
+                    if self._stopping.is_set() and self._queue.empty():
+                        return
+                    continue
+                room = len(in_flight) < MAX_BATCHES_IN_FLIGHT
+                answer = self._receive(self._settings.batch_max_wait_ms / 1000 if room
+                                       else IDLE_POLL_S, in_flight)
+                if answer is not None:
+                    done_seq, result = answer
+                    expected_seq, batch = in_flight.popleft()
+                    assert done_seq == expected_seq, (done_seq, expected_seq)
+                    self._ack(batch)
+                    self._record(result, len(batch))
+        except Exception:
+            logger.exception("ingestion pump stopped unexpectedly")
+
+    def _send(self, seq: int, batch: list[_Received],
+              in_flight: deque[tuple[int, list[_Received]]]) -> None:
+        try:
+            self._writer.send((seq, [(item.topic, item.payload) for item in batch]))
+        except WriterDied:
+            self._resend_after_writer_death(in_flight)
+
+    def _receive(self, timeout: float, in_flight: deque[tuple[int, list[_Received]]]
+                 ) -> tuple[int, BatchResult] | None:
+        try:
+            return self._writer.receive(timeout)
+        except WriterDied:
+            self._resend_after_writer_death(in_flight)
+            return None
+
+    def _resend_after_writer_death(self, in_flight: deque[tuple[int, list[_Received]]]) -> None:
+        """Start a new writer and send it every unanswered batch again, in order; what the old
+        one had already committed is dropped as duplicates."""
+        while True:
+            logger.error("ingestion writer process died; restarting it")
+            self._metrics.ingest_storage_errors.inc()
+            time.sleep(WRITER_RESTART_DELAY_S)
+            self._writer.restart()
+            try:
+                for seq, batch in in_flight:
+                    self._writer.send((seq, [(item.topic, item.payload) for item in batch]))
+                return
+            except WriterDied:
+                continue
+
+    def _next_batch(self, wait: bool) -> list[_Received]:
+        """Up to batch_max_events messages; with `wait`, block for the first one and then
+        gather for up to batch_max_wait_ms, otherwise take only what is already queued."""
+        batch: list[_Received] = []
+        limit = self._settings.batch_max_events
+        if wait:
+            try:
+                batch.append(self._queue.get(timeout=IDLE_POLL_S))
+            except queue.Empty:
+                return batch
+        deadline = time.monotonic() + (self._settings.batch_max_wait_ms / 1000 if wait else 0)
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+                continue
+            except queue.Empty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stopping.is_set():
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _ack(self, batch: list[_Received]) -> None:
+        generation = self._generation
+        for item in batch:
+            # A packet id from an earlier connection may now name another, uncommitted
+            # message: never ack it. The broker redelivers those and they dedupe.
+            if item.qos > 0 and item.generation == generation:
+                self._client.ack(item.mid, item.qos)
+
+    def _record(self, result: BatchResult, size: int) -> None:
+        self._metrics.ingest_batch_size.observe(size)
+        for event_type, count in result.stored.items():
+            self._metrics.events_ingested.labels(event_type).inc(count)
+        for reason, count in result.dead_letters.items():
+            self._metrics.dead_letters.labels(reason).inc(count)
+        if result.duplicates:
+            self._metrics.events_duplicate.inc(result.duplicates)
+        if result.storage_errors:
+            self._metrics.ingest_storage_errors.inc(result.storage_errors)
+        with self._stats_lock:
+            self._stats.stored.update(result.stored)
+            self._stats.dead_letters.update(result.dead_letters)
+            self._stats.duplicates += result.duplicates
+            self._stats.batches += 1

@@ -1,0 +1,37 @@
+"""Prometheus metrics of one agent, in its own registry so several agents (tests) can coexist."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Commit latency buckets: a WAL commit with fsync is ~1-10 ms; above 1 s something is wrong.
+_COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+_BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_ingested = Counter(
+            "edge_events_ingested", "Events committed to SQLite, by type", ["type"],
+            registry=self.registry)
+        self.events_duplicate = Counter(
+            "edge_events_duplicate", "Messages ignored because their event_id was stored",
+            registry=self.registry)
+        self.dead_letters = Counter(
+            "edge_dead_letters", "Messages dead-lettered, by reason kind", ["reason"],
+            registry=self.registry)
+        self.ingest_batch_size = Histogram(
+            "edge_ingest_batch_size", "Messages per SQLite transaction", buckets=_BATCH_BUCKETS,
+            registry=self.registry)
+        self.ingest_commit_seconds = Histogram(
+            "edge_ingest_commit_seconds", "Time to validate and commit one batch",
+            buckets=_COMMIT_BUCKETS, registry=self.registry)
+        self.ingest_storage_errors = Counter(
+            "edge_ingest_storage_errors", "Batches that SQLite failed to commit (retried)",
+            registry=self.registry)
+        self.mqtt_connected = Gauge(
+            "edge_mqtt_connected", "1 while connected to the store broker", registry=self.registry)
+        self.mqtt_connects = Counter(
+            "edge_mqtt_connects", "Successful (re)connections to the store broker",
+            registry=self.registry)

@@ -1,0 +1,38 @@
+"""Shared fixtures: real brokers on free local ports. Extend this file; don't replace it.
+
+A test that needs a real component (Mosquitto now, Chromium later) fails under CI=true when
+the component is missing (CI must install it), and is skipped with the reason elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_agent.broker import MosquittoBroker, find_mosquitto
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_component(name: str, available: bool, install_hint: str) -> None:
+    if available:
+        return
+    message = f"{name} is not installed ({install_hint})"
+    if IN_CI:
+        pytest.fail(f"{message}: CI must install it", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real Mosquitto on a free port, with persistence so restarts keep sessions."""
+    require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
+    broker = MosquittoBroker(config_dir=tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
