@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="In-store personalization edge agent")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run the agent: MQTT ingestion into SQLite")
+    run = commands.add_parser("run", help="run the agent: MQTT ingestion and the HTTP API")
     _add_common(run)
     run.add_argument("--port", type=int, help="HTTP port (EDGE_PORT)")
 
@@ -60,23 +58,18 @@ def settings_from_args(args: argparse.Namespace, **defaults: object) -> Settings
     return load_settings(config_file=args.config, **flags)
 
 
-def wait_for_shutdown() -> None:
-    """Block until SIGINT or SIGTERM (systemd stops services with SIGTERM)."""
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-
-
 def _run(args: argparse.Namespace) -> int:
-    from edge_agent.agent import Agent
+    import uvicorn
+
+    from edge_agent.api.app import create_app
 
     settings = settings_from_args(args)
     if settings.broker is None:
         raise SettingsError("broker (EDGE_BROKER): required for `run`; use `demo` for an "
                             "embedded broker")
-    with Agent(settings):
-        wait_for_shutdown()
+    # uvicorn handles SIGINT/SIGTERM and runs the lifespan, which starts and stops ingestion.
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.port,
+                log_level=settings.log_level.lower(), access_log=False)
     return 0
 
 

@@ -54,6 +54,17 @@ def parse_broker_url(url: str) -> BrokerAddress:
     return BrokerAddress(host=parts.hostname, port=port, tls=tls)
 
 
+Role = Literal["display", "kiosk", "staff", "admin"]
+
+
+class ApiKey(BaseModel):
+    """A device's or person's key. The name is what logs show; the key itself never is."""
+
+    name: str
+    role: Role
+    key: SecretStr = Field(min_length=16)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid",
                                       validate_default=True)
@@ -67,6 +78,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # EDGE_API_KEYS='[{"name": "kiosk-1", "role": "kiosk", "key": "..."}]' (JSON).
+    api_keys: list[ApiKey] = Field(default_factory=list)
 
     # Ingestion. A cheap sensor can send anything; 64 KiB is far above the largest real
     # message (a 1,000-line POS basket is ~100 KiB only with absurd ids) and bounds memory.

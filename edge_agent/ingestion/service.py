@@ -46,6 +46,7 @@ class _Received:
     mid: int
     qos: int
     generation: int  # which connection it arrived on: a packet id is only valid there
+    committed: threading.Event | None = None  # set once stored, for local submissions
 
 
 @dataclass
@@ -130,6 +131,15 @@ class IngestionService:
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
+
+    def submit(self, topic: str, payload: bytes, timeout: float) -> bool:
+        """Store a message produced inside the agent (HTTP feedback) through the same writer,
+        so it is validated, deduplicated and kept for the uplink like any other event.
+        Returns whether it was committed within `timeout` seconds."""
+        committed = threading.Event()
+        self._queue.put(_Received(topic, payload, mid=0, qos=0, generation=-1,
+                                  committed=committed), timeout=timeout)
+        return committed.wait(timeout)
 
     def stats(self) -> IngestStats:
         with self._stats_lock:
@@ -303,6 +313,8 @@ class IngestionService:
     def _ack(self, batch: list[_Received]) -> None:
         generation = self._generation
         for item in batch:
+            if item.committed is not None:
+                item.committed.set()
             # A packet id from an earlier connection may now name another, uncommitted
             # message: never ack it. The broker redelivers those and they dedupe.
             if item.qos > 0 and item.generation == generation:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.agent import Agent
-from edge_agent.broker import MosquittoBroker, MosquittoConfig
+from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port
 from edge_agent.settings import load_settings
 from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_until
 
@@ -39,7 +39,8 @@ def _publish_stream(publisher: Publisher, events: list[dict]) -> threading.Threa
 def _start_agent_process(broker: MosquittoBroker, db_path: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "edge_agent.cli", "run", "--store-id", STORE,
-         "--broker", broker.url, "--db", str(db_path), "--log-level", "WARNING"],
+         "--broker", broker.url, "--db", str(db_path), "--port", str(free_port()),
+         "--log-level", "WARNING"],
         stdin=subprocess.DEVNULL)
 
 

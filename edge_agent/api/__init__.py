@@ -1,0 +1,1 @@
+"""The agent's HTTP service (FastAPI): kiosks, displays, staff handhelds and admin."""

@@ -1,0 +1,49 @@
+"""The FastAPI app. Its lifespan owns the agent (ingestion, database) and the read
+connections; `edge-agent run` serves it with uvicorn, tests enter `with TestClient(app)`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from edge_agent.agent import Agent
+from edge_agent.api.auth import KeyRing
+from edge_agent.api.database import ReadConnections
+from edge_agent.api.errors import install_error_handlers
+from edge_agent.api.observability import install_latency_metrics
+from edge_agent.api.routes import feedback, health, staff, store
+from edge_agent.api.state import ServingState
+from edge_agent.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    agent = Agent(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        agent.start()
+        reads = ReadConnections(settings.db)
+        app.state.serving = ServingState(settings=settings, agent=agent, reads=reads,
+                                         keyring=KeyRing(settings.api_keys))
+        if not settings.api_keys:
+            logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
+        try:
+            yield
+        finally:
+            reads.close()
+            agent.stop()
+
+    app = FastAPI(title="In-store personalization edge agent", version="0.1.0",
+                  lifespan=lifespan,
+                  description="Recommendations, shopping lists, routes and staff tools for one "
+                              "store, served from the store itself. Send `X-API-Key`.")
+    install_error_handlers(app)
+    install_latency_metrics(app, agent.metrics.registry)
+    for module in (health, store, staff, feedback):
+        app.include_router(module.router)
+    return app

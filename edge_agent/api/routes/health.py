@@ -1,0 +1,44 @@
+"""Probes and metrics, unauthenticated as probes and scrapers expect (keep them on the store
+network): liveness, readiness, Prometheus."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from edge_agent.api.state import ServingState, serving_state
+
+router = APIRouter(tags=["admin"])
+State = Annotated[ServingState, Depends(serving_state)]
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: database open, broker connected, models loaded",
+            responses={503: {"description": "not ready; `checks` says what is missing"}})
+def readyz(state: State) -> Any:
+    checks = {"database": _database_ok(state), "broker": state.agent.ingestion.connected}
+    checks.update({name: bool(check()) for name, check in state.extras.get(
+        "readiness_checks", {}).items()})
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics(state: State) -> Response:
+    return Response(generate_latest(state.agent.metrics.registry),
+                    media_type=CONTENT_TYPE_LATEST)
+
+
+def _database_ok(state: ServingState) -> bool:
+    try:
+        state.reads.get().execute("SELECT 1 FROM schema_migrations LIMIT 1").fetchone()
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,28 @@
+"""What the lifespan creates and the handlers use: one object, handed out by `serving_state`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from edge_agent.agent import Agent
+from edge_agent.api.auth import KeyRing
+from edge_agent.api.cache import TtlCache
+from edge_agent.api.database import ReadConnections
+from edge_agent.settings import Settings
+
+
+@dataclass
+class ServingState:
+    settings: Settings
+    agent: Agent
+    reads: ReadConnections
+    keyring: KeyRing
+    cache: TtlCache = field(default_factory=TtlCache)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def serving_state(request: Request) -> ServingState:
+    return request.app.state.serving

@@ -1,0 +1,1 @@
+"""Read-side questions about the store's recent history, answered from SQLite."""

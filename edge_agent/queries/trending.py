@@ -1,0 +1,57 @@
+"""Trending now: products selling faster in the last hours than their usual pace."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from models.events import format_ts
+
+# The usual pace is measured over this many days before the window.
+BASELINE_DAYS = 7
+# A product never sold in the baseline gets this many baskets as a prior, so one lucky sale
+# of a rarity does not outrank the soup everybody is buying on a cold day.
+BASELINE_PRIOR_BASKETS = 2.0
+
+
+@dataclass(frozen=True)
+class TrendingProduct:
+    product_id: str
+    name: str | None
+    category: str | None
+    baskets: int
+    lift: float  # baskets in the window / the usual baskets for a window that long
+
+
+def trending_products(conn: sqlite3.Connection, now: datetime, window_hours: float,
+                      limit: int) -> list[TrendingProduct]:
+    window_start = now - timedelta(hours=window_hours)
+    baseline_start = window_start - timedelta(days=BASELINE_DAYS)
+    windows_in_baseline = BASELINE_DAYS * 24 / window_hours
+    rows = conn.execute(
+        """
+        WITH recent AS (
+            SELECT ti.product_id, COUNT(DISTINCT t.transaction_id) AS baskets
+            FROM transactions t JOIN transaction_items ti USING (transaction_id)
+            WHERE t.ts >= :window_start AND t.ts <= :now
+            GROUP BY ti.product_id
+        ), usual AS (
+            SELECT ti.product_id, COUNT(DISTINCT t.transaction_id) AS baskets
+            FROM transactions t JOIN transaction_items ti USING (transaction_id)
+            WHERE t.ts >= :baseline_start AND t.ts < :window_start
+              AND ti.product_id IN (SELECT product_id FROM recent)
+            GROUP BY ti.product_id
+        )
+        SELECT r.product_id, p.name, p.category, r.baskets,
+               r.baskets / ((COALESCE(u.baskets, 0) + :prior) / :windows) AS lift
+        FROM recent r LEFT JOIN usual u USING (product_id)
+        LEFT JOIN products p USING (product_id)
+        ORDER BY lift DESC, r.baskets DESC, r.product_id
+        LIMIT :limit
+        """,
+        {"window_start": format_ts(window_start), "now": format_ts(now),
+         "baseline_start": format_ts(baseline_start), "windows": windows_in_baseline,
+         "prior": BASELINE_PRIOR_BASKETS, "limit": limit})
+    return [TrendingProduct(r["product_id"], r["name"], r["category"], r["baskets"],
+                            round(r["lift"], 3)) for r in rows]

@@ -1,0 +1,53 @@
+"""An agent serving HTTP through TestClient (lifespan running) on a real broker and database,
+filled through the real ingestion path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from edge_agent.api.app import create_app
+from edge_agent.broker import MosquittoBroker
+from edge_agent.settings import load_settings
+from tests.ingestion.conftest import STORE, Publisher, wait_until
+
+KEYS = {"display": "display-key-0123456789", "kiosk": "kiosk-key-0123456789",
+        "staff": "staff-key-0123456789", "admin": "admin-key-0123456789"}
+
+
+@dataclass
+class Store:
+    client: TestClient
+    publisher: Publisher
+    db_path: Path
+    broker: MosquittoBroker
+
+    def get(self, path: str, role: str | None = "kiosk", **params: object):
+        headers = {"X-API-Key": KEYS[role]} if role else {}
+        return self.client.get(path, headers=headers, params=params)
+
+    def post(self, path: str, body: object, role: str | None = "kiosk"):
+        headers = {"X-API-Key": KEYS[role]} if role else {}
+        return self.client.post(path, headers=headers, json=body)
+
+
+@pytest.fixture
+def store(mqtt_broker: MosquittoBroker, tmp_path: Path) -> Iterator[Store]:
+    db_path = tmp_path / "edge.db"
+    settings = load_settings(
+        store_id=STORE, broker=mqtt_broker.url, db=db_path, batch_max_wait_ms=5,
+        api_keys=[{"name": f"test-{role}", "role": role, "key": key}
+                  for role, key in KEYS.items()])
+    app = create_app(settings)
+    with TestClient(app) as client:
+        agent = app.state.serving.agent
+        wait_until(lambda: agent.ingestion.connected, what="agent connected")
+        publisher = Publisher(mqtt_broker.host, mqtt_broker.port)
+        try:
+            yield Store(client, publisher, db_path, mqtt_broker)
+        finally:
+            publisher.close()
