@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,6 +119,9 @@ class WriterProcess:
 
 
 def _writer_main(config: WriterConfig, batches: Connection, results: Connection) -> None:
+    # Ctrl-C reaches the whole process group; the agent decides when the writer stops (it
+    # sends None after the last batch), so an interrupt must not cut a commit short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
     db = open_database(config.db_path, synchronous=config.synchronous)

@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 # Readers (HTTP workers) and the ingestion writer share the file; a writer holding the lock
 # for a batch commit should make a reader wait, not fail.
 BUSY_TIMEOUT_MS = 5000
+# 64 MiB of page cache (negative = KiB): keeps the event-id index of a few million events in
+# memory, so the writer's random-key inserts don't read pages back from disk.
+CACHE_SIZE_KIB = 64 * 1024
 
 
 def open_database(
@@ -34,6 +37,7 @@ def open_database(
     db.enable_wal()
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
     applied = migrate(db)
     if applied:
         logger.info("database %s migrated: %s", path, ", ".join(applied))

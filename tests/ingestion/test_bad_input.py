@@ -67,7 +67,7 @@ def test_bad_message_is_dead_lettered_and_ingestion_goes_on(
     assert letter["topic"] == topic
     assert reason in letter["reason"]
     assert letter["raw"] == payload and letter["raw_size"] == len(payload)
-    assert agent.stats().dead_letters_total == 1
+    wait_until(lambda: agent.stats().dead_letters_total == 1, what="dead-letter count")
     assert count(db_path, "SELECT count(*) FROM events") == 1
 
 
@@ -96,5 +96,6 @@ def test_a_burst_of_mixed_good_and_bad_messages_loses_nothing(
                and count(db_path, "SELECT count(*) FROM dead_letters") == 30,
                what="all 300 good and 30 bad")
     assert count(db_path, "SELECT count(*) FROM transaction_items") == 600
-    assert agent.metrics.registry.get_sample_value(
-        "edge_dead_letters_total", {"reason": "not_json"}) == 30
+    # The counter moves when the writer reports back, just after the rows are visible.
+    wait_until(lambda: agent.metrics.registry.get_sample_value(
+        "edge_dead_letters_total", {"reason": "not_json"}) == 30, what="dead-letter counter")

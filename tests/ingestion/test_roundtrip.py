@@ -94,7 +94,7 @@ def test_duplicate_event_id_is_stored_once(agent: Agent, publisher: Publisher,
     assert count(db_path, "SELECT count(*) FROM events WHERE event_id = ?",
                  event["event_id"]) == 1
     assert count(db_path, "SELECT count(*) FROM transactions") == 1
-    assert agent.stats().duplicates == 2
+    wait_until(lambda: agent.stats().duplicates == 2, what="duplicate count")
 
 
 def test_events_keep_the_raw_payload_for_the_cloud_uplink(agent: Agent, publisher: Publisher,

@@ -1,0 +1,340 @@
+"""Local MQTT brokers for the demo and the tests: an embedded `amqtt` broker in a background
+thread, and a `mosquitto` subprocess with a generated configuration.
+
+amqtt (0.12) speaks MQTT 3.1.1 only, and does not redeliver unacknowledged QoS 1 messages
+after a client drops (see `EmbeddedBroker`). The edge agent connects with MQTT 5 and relies on
+redelivery, so the demo prefers Mosquitto when the binary is installed and falls back to amqtt
+(with the agent on MQTT 3.1.1) only when it is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from amqtt.broker import Broker
+from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
+
+logger = logging.getLogger(__name__)
+
+LOCALHOST = "127.0.0.1"
+# amqtt and its state-machine library log every connection's transitions at INFO: noise in
+# the demo's console. Their warnings and errors still show.
+CHATTY_LOGGERS = ("amqtt", "transitions")
+# Long enough for a cold interpreter or a loaded CI machine, short enough to fail a test fast.
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+# Where distributions put the binary; /usr/sbin is often not on a normal user's PATH.
+MOSQUITTO_CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto",
+                        "/opt/homebrew/sbin/mosquitto", "/usr/local/opt/mosquitto/sbin/mosquitto")
+# Save the persistence file every second, so even a `kill -9` of the broker in a test loses
+# at most a second of sessions and queued messages.
+MOSQUITTO_AUTOSAVE_INTERVAL_S = 1
+# Free ports picked for a broker that turned out to be taken before it could bind them.
+PORT_ATTEMPTS = 3
+
+
+class BrokerStartError(RuntimeError):
+    """A local broker could not be started (binary missing, port taken, crashed at start)."""
+
+
+def free_port(host: str = LOCALHOST) -> int:
+    """A TCP port that was free a moment ago (the OS picks it; the caller binds it next)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like the brokers themselves, so a port in TIME_WAIT after a restart counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_port(host: str, port: int, timeout: float = START_TIMEOUT_S) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def find_mosquitto() -> str | None:
+    """The path of the `mosquitto` binary, or None when it is not installed."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((p for p in MOSQUITTO_CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+# --------------------------------------------------------------------------------- mosquitto
+@dataclass(frozen=True)
+class MosquittoConfig:
+    persistence: bool = True
+    # 0 = no limit: a test or the demo publishes bursts far above the defaults (20 in flight,
+    # 1,000 queued per client), and a slow subscriber must see them all, not lose them.
+    max_inflight_messages: int = 0
+    max_queued_messages: int = 0
+
+    def render(self, port: int, data_dir: Path) -> str:
+        lines = [
+            f"listener {port} {LOCALHOST}",
+            "allow_anonymous true",
+            f"max_inflight_messages {self.max_inflight_messages}",
+            f"max_queued_messages {self.max_queued_messages}",
+            "set_tcp_nodelay true",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+        ]
+        if os.geteuid() == 0:
+            # Started as root, mosquitto drops to the `mosquitto` user, which cannot write our
+            # private temp dir; a local demo/test broker keeps the caller's identity instead.
+            lines.append("user root")
+        if self.persistence:
+            lines += [
+                "persistence true",
+                f"persistence_location {data_dir}/",
+                f"autosave_interval {MOSQUITTO_AUTOSAVE_INTERVAL_S}",
+            ]
+        else:
+            lines.append("persistence false")
+        return "\n".join(lines) + "\n"
+
+
+class MosquittoBroker:
+    """A `mosquitto` process on 127.0.0.1:`port`; restartable with its sessions kept on disk."""
+
+    def __init__(self, port: int = 0, config_dir: Path | str | None = None,
+                 config: MosquittoConfig | None = None, binary: str | None = None) -> None:
+        self.host = LOCALHOST
+        self.port = port or free_port()
+        # A port picked for us can be taken by someone else before mosquitto binds it; then
+        # the first start may move to another one (never a restart: clients know the port).
+        self._may_move = port == 0
+        self._own_dir = config_dir is None
+        self.config_dir = Path(config_dir or tempfile.mkdtemp(prefix="mosquitto-"))
+        self.config = config or MosquittoConfig()
+        self.binary = binary or find_mosquitto()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> Self:
+        if self.binary is None:
+            raise BrokerStartError("mosquitto is not installed (apt-get install mosquitto)")
+        if self.running:
+            return self
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start_once()
+            except BrokerStartError:
+                if not self._may_move or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self) -> Self:
+        if not port_is_free(self.host, self.port):
+            # Checked first: otherwise waiting for the port would find the other listener.
+            raise BrokerStartError(f"port {self.port} is already in use")
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        conf = self.config_dir / "mosquitto.conf"
+        conf.write_text(self.config.render(self.port, self.config_dir))
+        log = (self.config_dir / "mosquitto.log").open("ab")
+        # Its own session: a Ctrl-C in the terminal goes to the whole foreground process
+        # group, and the broker must outlive the agent's last commit; we stop it ourselves.
+        self._process = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log, stderr=log,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        if not wait_for_port(self.host, self.port) or not self.running:
+            self.stop()
+            raise BrokerStartError(f"mosquitto did not start on port {self.port}; see "
+                                   f"{self.config_dir / 'mosquitto.log'}")
+        logger.info("mosquitto listening on %s (config %s)", self.url, conf)
+        self._may_move = False
+        return self
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM): mosquitto saves its persistence file on the way out."""
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Abrupt stop (SIGKILL): what a power cut does; only the last autosave survives."""
+        self._signal(signal.SIGKILL)
+
+    def restart(self, *, hard: bool = False) -> None:
+        (self.kill if hard else self.stop)()
+        self.start()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(sig)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_TIMEOUT_S)
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.config_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def start_mosquitto(port: int = 0, config_dir: Path | str | None = None,
+                    config: MosquittoConfig | None = None) -> MosquittoBroker:
+    """Start a `mosquitto` subprocess with a generated config; stop it with `.close()`."""
+    return MosquittoBroker(port, config_dir, config).start()
+
+
+# ------------------------------------------------------------------------------------ amqtt
+class AcceptAllAuthPlugin(BaseAuthPlugin):
+    """Lets every client in *without* flagging it anonymous.
+
+    amqtt's own AnonymousAuthPlugin marks sessions anonymous, and amqtt then never queues QoS 1
+    messages for a disconnected anonymous session; the demo and tests need those queued.
+    """
+
+    @dataclass
+    class Config:
+        pass
+
+    async def authenticate(self, *, session: Session) -> bool:
+        return True
+
+
+class EmbeddedBroker:
+    """An amqtt broker on 127.0.0.1 in a background thread with its own asyncio loop.
+
+    Supports QoS 1 and persistent sessions (clean_session=False: subscriptions kept and QoS 1
+    messages queued while the client is away) for MQTT 3.1.1 clients, in memory only — a
+    restart forgets everything. Limits found with amqtt 0.12.1: MQTT 5 clients are refused
+    (a plain CONNECT gets "unsupported protocol version"; one carrying MQTT 5 properties is
+    dropped without a CONNACK), and messages delivered but not yet acknowledged when a client
+    drops abruptly are not redelivered when it comes back — so it is good enough for the demo
+    on a machine without Mosquitto, not for the agent's no-loss guarantees.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.host = LOCALHOST
+        self.port = port or free_port()
+        self._may_move = port == 0  # as for MosquittoBroker: a picked port may be taken
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker: Broker | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            # Only our auth plugin: no $SYS publishing, no per-packet logging.
+            "plugins": {f"{__name__}.AcceptAllAuthPlugin": {}},
+        }
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            return self
+        for name in CHATTY_LOGGERS:
+            if logging.getLogger(name).level == logging.NOTSET:
+                logging.getLogger(name).setLevel(logging.WARNING)
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                return self._start_once()
+            except BrokerStartError:
+                if not self._may_move or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _start_once(self) -> Self:
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                self._broker = Broker(self._config(), loop=loop)
+                loop.run_until_complete(self._broker.start())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                started.set()
+                loop.close()
+                return
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="embedded-mqtt-broker", daemon=True)
+        self._thread.start()
+        if not started.wait(START_TIMEOUT_S) or failure:
+            self._thread = None
+            raise BrokerStartError(f"embedded broker did not start on port {self.port}: "
+                                   f"{failure[0] if failure else 'timeout'}")
+        logger.info("embedded amqtt broker listening on %s", self.url)
+        self._may_move = False
+        return self
+
+    def stop(self) -> None:
+        thread, loop, broker = self._thread, self._loop, self._broker
+        self._thread = None
+        if thread is None or loop is None or broker is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)
+        try:
+            future.result(STOP_TIMEOUT_S)
+        except Exception:
+            logger.warning("embedded broker did not shut down cleanly", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(STOP_TIMEOUT_S)
+
+    def close(self) -> None:
+        self.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

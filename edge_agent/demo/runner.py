@@ -1,0 +1,161 @@
+"""`edge-agent demo`: a whole store on one laptop with one command.
+
+With no broker configured it starts a local one (Mosquitto when installed, since the agent
+speaks MQTT 5; else the embedded amqtt broker, MQTT 3.1.1 only), seeds the demo catalog and
+shoppers into the database, starts the agent, back-fills purchase history, then runs the store
+simulator live until Ctrl-C or SIGTERM, and shuts everything down in reverse order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
+from edge_agent.demo.seed import seed_demo_data
+from edge_agent.settings import ApiKey, Settings
+from edge_agent.simulator.cli import stop_on_signals
+from edge_agent.simulator.publisher import PublisherError
+from edge_agent.simulator.simulation import (
+    Simulation,
+    SimulationConfig,
+    SimulatorConfigError,
+    connect_publisher,
+)
+from edge_agent.storage.database import open_database
+
+if TYPE_CHECKING:
+    from edge_agent.api.server import BackgroundServer
+
+logger = logging.getLogger(__name__)
+
+DEMO_DB_PATH = Path("demo-data/edge.db")
+# A pace a laptop shows comfortably while the agent, the broker and a browser share it.
+DEMO_RATE = 50.0
+# Four weeks cover every weekly habit several times and most monthly ones once or twice.
+DEMO_HISTORY_DAYS = 28
+DEMO_SHOPPERS = 500
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+LOCAL_BROKERS = ("auto", "mosquitto", "amqtt")
+# The agent connects in the background; history published before it has subscribed would
+# never reach it, so the demo waits this long for the subscription.
+AGENT_SUBSCRIBE_TIMEOUT_S = 15.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo's own flags (the lead's CLI adds --store-id, --broker, --db, --config)."""
+    parser.add_argument("--rate", type=float, default=DEMO_RATE, metavar="N",
+                        help=f"simulated events per second (default {DEMO_RATE:g})")
+    parser.add_argument("--history-days", type=int, default=DEMO_HISTORY_DAYS, metavar="D",
+                        help=f"days of past purchases to back-fill (default {DEMO_HISTORY_DAYS})")
+    parser.add_argument("--shoppers", type=int, default=DEMO_SHOPPERS, metavar="N",
+                        help=f"loyalty-card shoppers (default {DEMO_SHOPPERS})")
+    parser.add_argument("--seed", type=int, default=0, help="demo data seed (default 0)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds of live traffic (default: until Ctrl-C)")
+    parser.add_argument("--local-broker", choices=LOCAL_BROKERS, default="auto",
+                        help="broker to start when none is configured: auto (mosquitto if "
+                             "installed, else amqtt), mosquitto, or amqtt (embedded, MQTT 3.1.1)")
+
+
+def _demo_settings(settings: Settings, broker: MosquittoBroker | EmbeddedBroker | None,
+                   ) -> Settings:
+    update: dict[str, Any] = {}
+    if "db" not in settings.model_fields_set:  # no --db / EDGE_DB / config file: demo default
+        update["db"] = DEMO_DB_PATH
+    if broker is not None:
+        update["broker"] = broker.url
+    if isinstance(broker, EmbeddedBroker):
+        update["mqtt_protocol"] = "3.1.1"  # amqtt refuses MQTT 5
+    if not settings.api_keys:  # a laptop demo: well-known keys, printed in the banner
+        update["api_keys"] = [ApiKey(name=f"demo-{role}", role=role, key=f"demo-{role}-key-0000")
+                              for role in ("display", "kiosk", "staff", "admin")]
+    return settings.model_copy(update=update)
+
+
+def start_local_broker(kind: str = "auto") -> tuple[MosquittoBroker | EmbeddedBroker, str]:
+    """Mosquitto if installed (MQTT 5, like the agent), else the embedded amqtt broker."""
+    if kind == "mosquitto" or (kind == "auto" and find_mosquitto()):
+        broker: MosquittoBroker | EmbeddedBroker = MosquittoBroker().start()
+        return broker, "mosquitto, local subprocess"
+    if kind == "auto":
+        logger.warning("mosquitto is not installed: using the embedded amqtt broker "
+                       "(MQTT 3.1.1 only, sessions in memory)")
+    return EmbeddedBroker().start(), "amqtt, embedded, MQTT 3.1.1"
+
+
+def start_agent(settings: Settings) -> BackgroundServer:
+    """The agent with its HTTP service; its lifespan starts ingestion."""
+    from edge_agent.api.app import create_app
+    from edge_agent.api.server import BackgroundServer
+
+    server = BackgroundServer(create_app(settings), settings.http_host, settings.port).start()
+    if not server.agent.ingestion.wait_connected(AGENT_SUBSCRIBE_TIMEOUT_S):
+        logger.warning("the agent has not subscribed after %.0f s; early events may be missed",
+                       AGENT_SUBSCRIBE_TIMEOUT_S)
+    return server
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    with contextlib.ExitStack() as cleanup, stop_on_signals(stop):
+        broker_kind, broker = "configured", None
+        if not settings.broker:
+            broker, broker_kind = start_local_broker(getattr(args, "local_broker", "auto"))
+            cleanup.callback(broker.close)
+        settings = _demo_settings(settings, broker)
+        try:
+            config = SimulationConfig(
+                store_id=settings.store_id,
+                rate=getattr(args, "rate", DEMO_RATE) or None,
+                duration=getattr(args, "duration", None),
+                seed=getattr(args, "seed", 0),
+                shoppers=getattr(args, "shoppers", DEMO_SHOPPERS),
+                history_days=getattr(args, "history_days", DEMO_HISTORY_DAYS),
+            )
+            simulation = Simulation(config)
+        except SimulatorConfigError as exc:
+            print(f"edge-agent demo: {exc}")
+            return EXIT_USAGE
+        db = open_database(settings.db)
+        try:
+            seeded = seed_demo_data(db, simulation.catalog, simulation.shoppers)
+        finally:
+            db.close()
+        server = start_agent(settings)
+        cleanup.callback(server.stop)
+        try:
+            publisher = connect_publisher(settings, client_id=f"demo-simulator-{settings.store_id}")
+        except PublisherError as exc:
+            print(f"edge-agent demo: {exc}")
+            return EXIT_FAILURE
+        cleanup.callback(publisher.close)
+        _print_banner(settings, broker_kind, seeded.products, seeded.customers)
+        result = simulation.run(publisher, stop)
+        print(f"demo {settings.store_id}: {result.summary() or 'nothing published'}")
+    return EXIT_OK
+
+
+def _print_banner(settings: Settings, broker_kind: str, products: int, customers: int) -> None:
+    lines = [
+        f"edge-agent demo — store {settings.store_id}",
+        f"  MQTT broker : {settings.broker}  [{broker_kind}]",
+        f"  watch       : mosquitto_sub -L '{settings.broker}/stores/{settings.store_id}/#' -v",
+        f"  database    : {settings.db.resolve()}  ({products} products, {customers} customers)",
+        f"  agent       : ingesting into the database (MQTT {settings.mqtt_protocol})",
+        f"  HTTP API    : http://{settings.http_host}:{settings.port}/docs",
+        "  API keys    : " + ", ".join(f"{k.role}={k.key.get_secret_value()}"
+                                       for k in settings.api_keys),
+        f"  try         : curl -H 'X-API-Key: {_key_for(settings, 'staff')}' "
+        f"http://{settings.http_host}:{settings.port}/v1/staff/restock-alerts",
+        "  Ctrl-C to stop.",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _key_for(settings: Settings, role: str) -> str:
+    return next((k.key.get_secret_value() for k in settings.api_keys if k.role == role), "")
