@@ -46,6 +46,8 @@ MAX_BASKET_LINES = 20
 DRAIN_TIMEOUT_S = 300
 SESSION_EXPIRY_S = 3600
 RECEIVE_MAXIMUM = 2000
+# How often the single-threaded publisher services its socket between publishes.
+PUBLISH_LOOP_EVERY = 50
 
 
 @dataclass
@@ -111,21 +113,30 @@ def make_events(count: int, seed: int = 7) -> list[tuple[str, bytes]]:
 
 
 def publish_all(host: str, port: int, events: list[tuple[str, bytes]], started: Any) -> None:
-    """Publisher process: QoS 1, as fast as the broker acknowledges."""
+    """Publisher process: QoS 1, as fast as the broker acknowledges. Single-threaded (no
+    loop_start): with paho's network thread, every publish from another thread wakes it
+    through a socket pair, which caps a Python publisher near 3,000 messages/s."""
+    acked = 0
+
+    def on_publish(*_args: Any) -> None:
+        nonlocal acked
+        acked += 1
+
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{uuid.uuid4()}",
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(RECEIVE_MAXIMUM)
     client.max_queued_messages_set(0)
+    client.on_publish = on_publish
     client.connect(host, port)
-    client.loop_start()
     started.value = time.time()
-    info = None
-    for topic, payload in events:
-        info = client.publish(topic, payload, qos=1)
-    if info is not None:
-        info.wait_for_publish(DRAIN_TIMEOUT_S)
+    for n, (topic, payload) in enumerate(events):
+        client.publish(topic, payload, qos=1)
+        if n % PUBLISH_LOOP_EVERY == 0:
+            client.loop(timeout=0)  # read PUBACKs, send what the in-flight window queued
+    deadline = time.time() + DRAIN_TIMEOUT_S
+    while acked < len(events) and time.time() < deadline:
+        client.loop(timeout=0.05)
     client.disconnect()
-    client.loop_stop()
 
 
 def publish_in_process(broker: MosquittoBroker, events: list[tuple[str, bytes]]

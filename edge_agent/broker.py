@@ -125,6 +125,8 @@ class MosquittoConfig:
 class MosquittoBroker:
     """A `mosquitto` process on 127.0.0.1:`port`; restartable with its sessions kept on disk."""
 
+    mqtt_protocol = "5"  # what clients of this broker should speak (Settings.mqtt_protocol)
+
     def __init__(self, port: int = 0, config_dir: Path | str | None = None,
                  config: MosquittoConfig | None = None, binary: str | None = None) -> None:
         self.host = LOCALHOST
@@ -250,6 +252,8 @@ class EmbeddedBroker:
     drops abruptly are not redelivered when it comes back — so it is good enough for the demo
     on a machine without Mosquitto, not for the agent's no-loss guarantees.
     """
+
+    mqtt_protocol = "3.1.1"
 
     def __init__(self, port: int = 0) -> None:
         self.host = LOCALHOST

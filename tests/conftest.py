@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.broker import MosquittoBroker, find_mosquitto
+from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -27,8 +27,26 @@ def require_component(name: str, available: bool, install_hint: str) -> None:
 
 
 @pytest.fixture
-def mqtt_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    """A real Mosquitto on a free port, with persistence so restarts keep sessions."""
+def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    """A real Mosquitto on a free port, with persistence so restarts keep sessions. For tests
+    of restarts and redelivery, which the embedded broker does not provide."""
+    require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
+    broker = MosquittoBroker(config_dir=tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def mqtt_broker(tmp_path: Path) -> Iterator[MosquittoBroker | EmbeddedBroker]:
+    """Mosquitto when installed; elsewhere (never in CI) the embedded amqtt broker, whose
+    clients speak MQTT 3.1.1 (`broker.mqtt_protocol`)."""
+    if find_mosquitto() is None and not IN_CI:
+        with EmbeddedBroker() as embedded:
+            yield embedded
+        return
     require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
     broker = MosquittoBroker(config_dir=tmp_path / "mosquitto")
     broker.start()

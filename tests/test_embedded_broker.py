@@ -146,7 +146,8 @@ def test_embedded_refuses_mqtt5_and_the_publisher_falls_back(embedded: EmbeddedB
 
 
 def test_mosquitto_restart_keeps_sessions_and_queued_messages(
-        mqtt_broker: MosquittoBroker) -> None:
+        mosquitto_broker: MosquittoBroker) -> None:
+    mqtt_broker = mosquitto_broker
     sub = Subscriber(mqtt_broker, "sub-d", protocol=mqtt.MQTTv5).connect()
     sub.subscribe()
     sub.close()

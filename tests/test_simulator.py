@@ -214,8 +214,9 @@ def _run(broker_url: str | None, *flags: str,
     return code, capsys.readouterr().out
 
 
-def test_live_run_through_mosquitto(mqtt_broker: MosquittoBroker,
+def test_live_run_through_mosquitto(mosquitto_broker: MosquittoBroker,
                                     capsys: pytest.CaptureFixture[str]) -> None:
+    mqtt_broker = mosquitto_broker
     recorder = Recorder(mqtt_broker)
     try:
         started = time.monotonic()
@@ -243,8 +244,9 @@ def test_live_run_through_mosquitto(mqtt_broker: MosquittoBroker,
     assert any(q[q.index(0):][-1] > 0 for q in emptied), "no empty shelf was restocked"
 
 
-def test_history_then_live_through_mosquitto(mqtt_broker: MosquittoBroker,
+def test_history_then_live_through_mosquitto(mosquitto_broker: MosquittoBroker,
                                              capsys: pytest.CaptureFixture[str]) -> None:
+    mqtt_broker = mosquitto_broker
     recorder = Recorder(mqtt_broker)
     try:
         code, out = _run(mqtt_broker.url, "--history-days", "3", "--duration", "0.3",

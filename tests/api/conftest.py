@@ -40,13 +40,14 @@ def store(mqtt_broker: MosquittoBroker, tmp_path: Path) -> Iterator[Store]:
     db_path = tmp_path / "edge.db"
     settings = load_settings(
         store_id=STORE, broker=mqtt_broker.url, db=db_path, batch_max_wait_ms=5,
+        mqtt_protocol=mqtt_broker.mqtt_protocol,
         api_keys=[{"name": f"test-{role}", "role": role, "key": key}
                   for role, key in KEYS.items()])
     app = create_app(settings)
     with TestClient(app) as client:
         agent = app.state.serving.agent
         wait_until(lambda: agent.ingestion.connected, what="agent connected")
-        publisher = Publisher(mqtt_broker.host, mqtt_broker.port)
+        publisher = Publisher(mqtt_broker.host, mqtt_broker.port, mqtt_broker.mqtt_protocol)
         try:
             yield Store(client, publisher, db_path, mqtt_broker)
         finally:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from edge_agent.broker import MosquittoBroker
 from tests.api.conftest import Store
+from tests.conftest import require_component
 from tests.ingestion.conftest import pos_event, wait_until
 
 
@@ -16,6 +18,8 @@ def test_liveness_and_readiness(store: Store) -> None:
 
 
 def test_not_ready_while_the_broker_is_down(store: Store) -> None:
+    require_component("mosquitto", isinstance(store.broker, MosquittoBroker),
+                      "the embedded broker cannot be stopped and restarted on its port")
     store.broker.stop()
     wait_until(lambda: store.get("/readyz", role=None).status_code == 503,
                what="readiness to notice the broker is gone")

@@ -99,9 +99,10 @@ TOPIC_BY_TYPE = {"pos.transaction": f"stores/{STORE}/pos/till-1",
 class Publisher:
     """A plain paho QoS 1 publisher, as a till or sensor gateway would be."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, protocol: str = "5") -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id=f"test-pub-{new_id()[:8]}", protocol=mqtt.MQTTv5)
+                                  client_id=f"test-pub-{new_id()[:8]}",
+                                  protocol=mqtt.MQTTv5 if protocol == "5" else mqtt.MQTTv311)
         self.client.reconnect_delay_set(1, 2)
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(1000)
@@ -133,7 +134,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def publisher(mqtt_broker: Any) -> Iterator[Publisher]:
-    pub = Publisher(mqtt_broker.host, mqtt_broker.port)
+    pub = Publisher(mqtt_broker.host, mqtt_broker.port, mqtt_broker.mqtt_protocol)
     yield pub
     pub.close()
 
@@ -141,7 +142,7 @@ def publisher(mqtt_broker: Any) -> Iterator[Publisher]:
 @pytest.fixture
 def agent(mqtt_broker: Any, db_path: Path) -> Iterator[Agent]:
     settings = load_settings(store_id=STORE, broker=mqtt_broker.url, db=db_path,
-                             batch_max_wait_ms=5)
+                             batch_max_wait_ms=5, mqtt_protocol=mqtt_broker.mqtt_protocol)
     with Agent(settings) as running:
         assert running.ingestion.wait_connected(10), "agent did not connect"
         yield running

@@ -8,13 +8,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from edge_agent.agent import Agent
-from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port
+from edge_agent.broker import MosquittoBroker, MosquittoConfig, find_mosquitto, free_port
 from edge_agent.settings import load_settings
+from tests.conftest import require_component
 from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_until
 
 # Enough events that the kill lands mid-stream, few enough to keep the test to seconds.
@@ -59,7 +61,10 @@ def _session_exists(broker: MosquittoBroker, db_path: Path) -> None:
 
 
 def test_kill_9_of_the_agent_mid_stream_then_restart_stores_every_event_once(
-        mqtt_broker: MosquittoBroker, publisher: Publisher, db_path: Path) -> None:
+        mosquitto_broker: MosquittoBroker, db_path: Path) -> None:
+    # Mosquitto: amqtt does not redeliver what a client received but had not acked.
+    mqtt_broker = mosquitto_broker
+    publisher = Publisher(mqtt_broker.host, mqtt_broker.port)
     _session_exists(mqtt_broker, db_path)
     events = [pos_event() for _ in range(STREAM_EVENTS)]
     agent = _start_agent_process(mqtt_broker, db_path)
@@ -80,6 +85,7 @@ def test_kill_9_of_the_agent_mid_stream_then_restart_stores_every_event_once(
     finally:
         agent.terminate()
         agent.wait(10)
+        publisher.close()
 
 
 def test_writer_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
@@ -98,8 +104,20 @@ def test_writer_process_killed_mid_stream_is_restarted_and_nothing_is_lost(
     _stored_exactly_once(db_path, events)
 
 
+@pytest.fixture
+def agent_on_mosquitto(mosquitto_broker: MosquittoBroker, db_path: Path) -> Iterator[Agent]:
+    settings = load_settings(store_id=STORE, broker=mosquitto_broker.url, db=db_path,
+                             batch_max_wait_ms=5)
+    with Agent(settings) as running:
+        assert running.ingestion.wait_connected(10)
+        yield running
+
+
 def test_broker_restart_mid_stream_resumes_with_nothing_lost(
-        mqtt_broker: MosquittoBroker, agent: Agent, publisher: Publisher, db_path: Path) -> None:
+        mosquitto_broker: MosquittoBroker, agent_on_mosquitto: Agent, db_path: Path) -> None:
+    # Mosquitto: the embedded broker keeps sessions in memory only.
+    mqtt_broker, agent = mosquitto_broker, agent_on_mosquitto
+    publisher = Publisher(mqtt_broker.host, mqtt_broker.port)
     before = [pos_event() for _ in range(500)]
     after = [pos_event() for _ in range(500)]
     for event in before:
@@ -115,10 +133,12 @@ def test_broker_restart_mid_stream_resumes_with_nothing_lost(
                what="all events across the broker restart")
     _stored_exactly_once(db_path, before + after)
     assert agent.metrics.registry.get_sample_value("edge_mqtt_connects_total") >= 2
+    publisher.close()
 
 
 @pytest.fixture
-def broker_without_persistence(tmp_path: Path) -> MosquittoBroker:
+def broker_without_persistence(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
     broker = MosquittoBroker(config_dir=tmp_path / "volatile",
                              config=MosquittoConfig(persistence=False))
     broker.start()
