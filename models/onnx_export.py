@@ -8,6 +8,7 @@ shared with the next-basket ranker's export (``models.nbr``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,8 +43,17 @@ class ParityError(OnnxExportError):
     """ONNX Runtime disagrees with scikit-learn beyond tolerance."""
 
 
-def to_onnx_float32(model: object, n_features: int, name: str = "model") -> onnx.ModelProto:
-    """Convert a fitted estimator or pipeline with one float32 input ``[N, n_features]``."""
+def to_onnx_float32(
+    model: object,
+    n_features: int,
+    name: str = "model",
+    options: dict[object, dict[str, object]] | None = None,
+) -> onnx.ModelProto:
+    """Convert a fitted estimator or pipeline with one float32 input ``[N, n_features]``.
+
+    ``options`` go to skl2onnx unchanged; a classifier usually wants
+    ``{type(clf): {"zipmap": False}}`` so probabilities come out as a plain tensor.
+    """
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
@@ -53,7 +63,7 @@ def to_onnx_float32(model: object, n_features: int, name: str = "model") -> onnx
             name=name,
             initial_types=[(INPUT_NAME, FloatTensorType([None, n_features]))],
             target_opset={"": TARGET_OPSET, "ai.onnx.ml": ML_OPSET},
-            options={id(model): {"zipmap": False}} if _is_classifier(model) else None,
+            options=options,
         )
     except Exception as exc:  # skl2onnx raises many unrelated types
         raise OnnxExportError(f"cannot convert {type(model).__name__} to ONNX: {exc}") from exc
@@ -61,24 +71,38 @@ def to_onnx_float32(model: object, n_features: int, name: str = "model") -> onnx
     return proto
 
 
-def _is_classifier(model: object) -> bool:
-    return getattr(model, "_estimator_type", None) == "classifier" or hasattr(
-        getattr(model, "steps", [[None, None]])[-1][1], "predict_proba"
-    )
+@dataclass(frozen=True)
+class BucketOffsets:
+    """Per-row offsets picked by the bucket one input column falls in.
+
+    ``bucket = number of thresholds <= x[:, column]`` (compared in float32, like ONNX);
+    row ``bucket`` of ``table`` (``[len(thresholds) + 1, k]``) is added to the outputs.
+    """
+
+    column: int
+    thresholds: tuple[float, ...]
+    table: np.ndarray
+
+    def bucket_of(self, features: np.ndarray) -> np.ndarray:
+        col = np.asarray(features, dtype=np.float32)[:, self.column : self.column + 1]
+        return (col >= np.asarray(self.thresholds, dtype=np.float32)[None, :]).sum(axis=1)
+
+    def for_rows(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(self.table, dtype=np.float64)[self.bucket_of(features)]
 
 
 def combine_regressors(
     models: Sequence[onnx.ModelProto],
     output_name: str,
-    offsets: Sequence[float] | None = None,
+    offsets: Sequence[float] | BucketOffsets | None = None,
     exp: bool = False,
     name: str = "combined",
 ) -> onnx.ModelProto:
     """Join single-output regressors sharing the input into one ``[N, k]`` output.
 
-    Optionally adds a constant per column (e.g. a conformal calibration shift) and applies
-    ``exp`` (for models trained on a log target), so the edge runs a single session that
-    returns final values.
+    Optionally adds offsets — one constant per column, or per bucket of an input column
+    (e.g. a conformal calibration shift per history length) — and applies ``exp`` (for
+    models trained on a log target), so the edge runs one session returning final values.
     """
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
@@ -96,7 +120,14 @@ def combine_regressors(
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
     col = "combined_raw"
     nodes.append(helper.make_node("Concat", outputs, [col], axis=1))
-    if offsets is not None:
+    if isinstance(offsets, BucketOffsets):
+        input_name = models[0].graph.input[0].name
+        new_nodes, new_inits = _bucket_offset_nodes(input_name, offsets, "row_offsets")
+        nodes.extend(new_nodes)
+        initializers.extend(new_inits)
+        nodes.append(helper.make_node("Add", [col, "row_offsets"], ["combined_shifted"]))
+        col = "combined_shifted"
+    elif offsets is not None:
         shift = helper.make_tensor(
             "column_offsets", TensorProto.FLOAT, [1, len(offsets)], list(map(float, offsets))
         )
@@ -117,6 +148,33 @@ def combine_regressors(
     proto.ir_version = models[0].ir_version
     onnx.checker.check_model(proto)
     return proto
+
+
+def _bucket_offset_nodes(
+    input_name: str, b: BucketOffsets, output: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """Nodes computing ``b.for_rows(input)`` into ``output`` ([N, k] float)."""
+    table = np.asarray(b.table, dtype=np.float32)
+    inits = [
+        helper.make_tensor("bucket_column", TensorProto.INT64, [1], [b.column]),
+        helper.make_tensor(
+            "bucket_thresholds", TensorProto.FLOAT, [1, len(b.thresholds)],
+            [float(t) for t in b.thresholds],
+        ),
+        helper.make_tensor("bucket_sum_axes", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("bucket_table", TensorProto.FLOAT, list(table.shape),
+                           table.ravel().tolist()),
+    ]
+    nodes = [
+        helper.make_node("Gather", [input_name, "bucket_column"], ["bucket_x"], axis=1),
+        helper.make_node("GreaterOrEqual", ["bucket_x", "bucket_thresholds"], ["bucket_ge"]),
+        helper.make_node("Cast", ["bucket_ge"], ["bucket_ge_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["bucket_ge_f", "bucket_sum_axes"], ["bucket_f"],
+                         keepdims=0),
+        helper.make_node("Cast", ["bucket_f"], ["bucket_index"], to=TensorProto.INT64),
+        helper.make_node("Gather", ["bucket_table", "bucket_index"], [output], axis=0),
+    ]
+    return nodes, inits
 
 
 def session(model: onnx.ModelProto | bytes | Path) -> ort.InferenceSession:
@@ -195,7 +253,7 @@ def _topk_same(ref: np.ndarray, got: np.ndarray, groups: np.ndarray, k: int, tie
     order = np.argsort(groups, kind="stable")
     g_sorted = groups[order]
     bounds = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1], True])
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    for a, b in itertools.pairwise(bounds):
         rows = order[a:b]
         top_ref = rows[np.argsort(-ref[rows], kind="stable")[:k]]
         top_got = rows[np.argsort(-got[rows], kind="stable")[:k]]

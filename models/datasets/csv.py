@@ -73,4 +73,5 @@ def _parse_timestamps(col: pd.Series, path: Path) -> np.ndarray:
         parsed = pd.to_datetime(col, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:
         raise CsvFormatError(f"{path}: unparseable timestamp column: {exc}") from exc
-    return parsed.astype("int64").to_numpy() / 1e9
+    # Seconds since the epoch regardless of the datetime unit pandas picked.
+    return ((parsed - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(np.float64)

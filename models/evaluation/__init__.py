@@ -1,0 +1,1 @@
+"""Offline evaluation of next-basket recommenders (Reality Check protocol and metrics)."""

@@ -1,0 +1,1 @@
+"""Feature definitions shared by training and edge serving (one implementation each)."""

@@ -1,0 +1,86 @@
+"""Next-basket recommendations for one shopper from the artifacts (what the edge runs).
+
+    model = NbrServingModel.load(artifact_dir)
+    # on each POS transaction (state: models.features.nbr.ShopperState, persisted per shopper)
+    state.update(product_ids, ts, categories=model.categories_of(product_ids))
+    model.recommend(state, now=time.time(), k=10)  # -> [(product_id, score), ...]
+
+No history is rescanned: the request reads the shopper's :class:`ShopperState`, the
+shipped :class:`ItemStats` and the ONNX ranker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.features.nbr import (
+    FEATURE_SCHEMA_VERSION,
+    ShopperState,
+    candidate_features,
+    copurchase_scores,
+)
+from models.features.nbr_stats import ItemStats
+from models.nbr.candidates import CandidateConfig, generate_candidates
+from models.nbr.onnx_export import OnnxRanker
+from models.nbr.train import META_FILE, ONNX_FILE, STATS_FILE
+
+logger = logging.getLogger(__name__)
+
+
+class SchemaMismatchError(ValueError):
+    """The artifacts were built for another feature schema than this code computes."""
+
+
+@dataclass
+class NbrServingModel:
+    """ONNX ranker + item statistics + vocabulary, ready to score shoppers."""
+
+    ranker: OnnxRanker
+    stats: ItemStats
+    item_ids: list[str]
+    candidates: CandidateConfig
+    category_names: list[str]
+
+    def __post_init__(self) -> None:
+        self.item_index = {pid: code for code, pid in enumerate(self.item_ids)}
+        self.category_index = {name: code for code, name in enumerate(self.category_names)}
+
+    def categories_of(self, product_ids: list[str]) -> list[str] | None:
+        """Categories of a basket's known products (None when the model has none)."""
+        if not self.category_names:
+            return None
+        codes = [self.item_index.get(str(p)) for p in product_ids]
+        cats = (int(self.stats.item_category[c]) for c in codes if c is not None)
+        return [self.category_names[c] for c in cats if c >= 0]
+
+    @classmethod
+    def load(cls, directory: str | Path) -> NbrServingModel:
+        d = Path(directory)
+        meta = json.loads((d / META_FILE).read_text())
+        if meta["feature_schema_version"] != FEATURE_SCHEMA_VERSION:
+            raise SchemaMismatchError(
+                f"artifacts use feature schema {meta['feature_schema_version']!r}, "
+                f"this code computes {FEATURE_SCHEMA_VERSION!r}"
+            )
+        return cls(
+            ranker=OnnxRanker((d / ONNX_FILE).read_bytes()),
+            stats=ItemStats.load(d / STATS_FILE),
+            item_ids=list(meta["item_ids"]),
+            candidates=CandidateConfig(**meta["candidates"]),
+            category_names=list(meta.get("category_names", [])),
+        )
+
+    def recommend(self, state: ShopperState, now: float, k: int = 10) -> list[tuple[str, float]]:
+        """Top-k (product id, score) for the shopper's next basket, best first."""
+        table = state.to_table(self.item_index, self.category_index)
+        cop = copurchase_scores(table, self.stats)
+        rows, items = generate_candidates(table, self.stats, cop, self.candidates)
+        x = candidate_features(table, rows, items, self.stats, now, cop)
+        scores = self.ranker.score(x)
+        order = np.lexsort((items, -scores))[:k]
+        return [(self.item_ids[int(items[i])], float(scores[i])) for i in order]

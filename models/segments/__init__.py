@@ -1,0 +1,1 @@
+"""Customer segments: RFM features (``models.features.segments``) → KMeans (ONNX) → names."""

@@ -1,0 +1,67 @@
+"""The edge's purchase-timing entry point: incremental state in, predictions out.
+
+    bundle = verify_bundle(path, public_key)            # models.bundle
+    timing = TimingPredictor.from_bundle(bundle)
+    timing.predict([(pair_state, "FLUID MILK PRODUCTS")], now_ts)
+
+``PairState`` / ``ShopperState`` (``models.features``) are what the edge keeps per
+shopper x category and per shopper, updated on every POS transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from models import onnx_export
+from models.bundle.sidecar import load_sidecar
+from models.bundle.verify import VerifiedBundle
+from models.features.segments import SECONDS_PER_DAY
+from models.features.timing import (
+    FEATURE_NAMES,
+    FEATURE_SCHEMA_VERSION,
+    CategoryPrior,
+    PairState,
+    timing_features,
+)
+from models.timing.predict import TimingPrediction, predictions
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "timing"
+
+
+class TimingPredictor:
+    """ONNX session + category priors of one bundle."""
+
+    def __init__(self, session: ort.InferenceSession, sidecar: dict[str, object]) -> None:
+        self.session = session
+        priors = sidecar.get("category_priors", {})
+        assert isinstance(priors, dict)
+        self.priors = {name: CategoryPrior(**p) for name, p in priors.items()}
+        default = sidecar.get("default_category_prior", {})
+        assert isinstance(default, dict)
+        self.default_prior = CategoryPrior(**default)
+
+    @classmethod
+    def from_bundle(cls, bundle: VerifiedBundle) -> TimingPredictor:
+        sidecar = load_sidecar(bundle, MODEL_NAME, FEATURE_SCHEMA_VERSION, FEATURE_NAMES)
+        return cls(bundle.onnx_session(f"{MODEL_NAME}.onnx"), sidecar)
+
+    def prior(self, category: str) -> CategoryPrior:
+        """The category's training-period statistics; unknown categories get the overall."""
+        return self.priors.get(category, self.default_prior)
+
+    def predict(
+        self, pairs: Sequence[tuple[PairState, str]], now_ts: float
+    ) -> list[TimingPrediction]:
+        """Predictions at ``now_ts`` for (state, category name) pairs with >= 1 purchase."""
+        if not pairs:
+            return []
+        x = np.vstack([timing_features(state, self.prior(cat)) for state, cat in pairs])
+        quantiles = onnx_export.run(self.session, x)
+        elapsed = np.array([(now_ts - s.last_ts) / SECONDS_PER_DAY for s, _ in pairs])
+        return predictions(quantiles, elapsed)

@@ -1,0 +1,102 @@
+"""Train every model on one dataset and write the models directory a bundle is built from.
+
+Layout written to ``out``: ``<model>.onnx`` plus a ``<model>.json`` sidecar (feature names,
+``feature_schema_version``, priors, parity report, metrics) for timing, segments and — when
+``models.nbr.export`` provides ``train_and_export(ds, out_dir) -> dict`` — the next-basket
+ranker; and ``train_summary.json`` (training-data summary and headline offline metrics),
+which ``models.bundle.build`` copies into the manifest. Each ONNX file is checked against
+scikit-learn on held-out rows before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models import onnx_export
+from models.bundle.build import TRAIN_SUMMARY_FILE
+from models.datasets.base import BasketDataset
+from models.segments.model import DISTANCE_OUTPUT, LABEL_OUTPUT
+from models.segments.train import fit_segments_with_features
+from models.timing.evaluate import TimingSplit, train_and_evaluate
+from models.timing.model import TimingModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _write(path: Path, doc: object) -> None:
+    path.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+
+
+def train_timing(
+    ds: BasketDataset, out: Path, split: TimingSplit | None = None,
+    config: TimingModelConfig | None = None,
+) -> dict[str, Any]:
+    run = train_and_evaluate(ds, split, config)
+    proto = run.model.to_onnx()
+    x = run.holdout_features
+    assert x is not None
+    parity = onnx_export.check_parity(
+        run.model.predict_quantiles(x), onnx_export.run(onnx_export.session(proto), x)
+    )
+    onnx_export.save(proto, out / "timing.onnx")
+    _write(out / "timing.json", run.sidecar(parity=parity.as_dict()))
+    return {**run.headline(), "parity": parity.as_dict()}
+
+
+def train_segments(ds: BasketDataset, out: Path) -> dict[str, Any]:
+    model, x = fit_segments_with_features(ds)
+    proto = model.to_onnx()
+    sess = onnx_export.session(proto)
+    labels = onnx_export.run(sess, x, LABEL_OUTPUT).ravel()
+    distances = onnx_export.run(sess, x, DISTANCE_OUTPUT)
+    parity = onnx_export.check_parity(model.pipeline.transform(x.astype(np.float32)), distances)
+    label_agreement = float((labels == model.predict(x)).mean())
+    if label_agreement < 1.0 - onnx_export.DEFAULT_MAX_MISMATCH_FRACTION:
+        raise onnx_export.ParityError(f"segment labels agree on only {label_agreement:.4%}")
+    onnx_export.save(proto, out / "segments.onnx")
+    report = {**parity.as_dict(), "label_agreement": label_agreement}
+    _write(out / "segments.json", {**model.sidecar(), "parity": report})
+    counts: dict[str, int] = {}
+    for name, size in zip(model.cluster_names, model.sizes, strict=True):
+        counts[name] = counts.get(name, 0) + size
+    return {"shoppers_per_segment": counts, "parity": report}
+
+
+def train_ranker(ds: BasketDataset, out: Path) -> dict[str, Any] | None:
+    try:
+        from models.nbr.export import train_and_export  # type: ignore[import-not-found]
+    except ImportError as exc:
+        logger.warning("ranker skipped: models.nbr.export is not available (%s)", exc)
+        return None
+    return dict(train_and_export(ds, out))
+
+
+def train_all(ds: BasketDataset, out: Path, ranker: bool = True) -> dict[str, Any]:
+    """Train, check parity, write ONNX + sidecars + ``train_summary.json``; return it."""
+    out.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, Any] = {
+        "timing": train_timing(ds, out),
+        "segments": train_segments(ds, out),
+    }
+    if ranker and (nbr := train_ranker(ds, out)) is not None:
+        metrics["nbr"] = nbr
+    ts = ds.ts[~np.isnan(ds.ts)]
+    training_data = {
+        **ds.summary(),
+        "first_ts": _iso(float(ts.min())) if len(ts) else None,
+        "last_ts": _iso(float(ts.max())) if len(ts) else None,
+    }
+    summary = {"training_data": training_data, "metrics": metrics}
+    _write(out / TRAIN_SUMMARY_FILE, summary)
+    logger.info("trained models written to %s", out)
+    return summary
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,165 @@
+"""Bundle build/sign/verify: the edge must refuse anything it cannot trust."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from models import onnx_export
+from models.bundle import (
+    BundleError,
+    BundleKeyError,
+    DigestMismatchError,
+    ManifestError,
+    MissingFileError,
+    SignatureError,
+    UnlistedFileError,
+    UnsafePathError,
+    build_bundle,
+    generate_keypair,
+    load_private_key,
+    load_public_key,
+    verify_bundle,
+)
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return generate_keypair(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models")
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    model = LinearRegression().fit(x, x[:, 0] * 2 + 1)
+    onnx_export.save(onnx_export.to_onnx_float32(model, 2), out / "timing.onnx")
+    (out / "timing.json").write_text(json.dumps({"feature_schema_version": 3}))
+    (out / "train_summary.json").write_text(
+        json.dumps({"training_data": {"name": "synthetic", "rows": 10}, "metrics": {"mae": 1.5}})
+    )
+    return out
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, models_dir: Path, keys: tuple[Path, Path]) -> Path:
+    return build_bundle(models_dir, tmp_path / "b", load_private_key(keys[0]), version="1.2.3")
+
+
+def test_built_bundle_verifies_and_runs(bundle: Path, keys: tuple[Path, Path]) -> None:
+    verified = verify_bundle(bundle, keys[1])
+    assert verified.version == "1.2.3"
+    assert verified.manifest["feature_schemas"] == {"timing": 3}
+    assert verified.manifest["training_data"]["rows"] == 10
+    assert verified.manifest["metrics"] == {"mae": 1.5}
+    assert set(verified.manifest["files"]) == {"timing.onnx", "timing.json"}
+    out = onnx_export.run(verified.onnx_session("timing.onnx"), [[3.0, 4.0]])
+    assert out.ravel()[0] == pytest.approx(7.0, abs=1e-4)
+
+
+def test_tar_gz_round_trip(tmp_path: Path, models_dir: Path, keys: tuple[Path, Path]) -> None:
+    archive = build_bundle(
+        models_dir, tmp_path / "b.tar.gz", load_private_key(keys[0]), version="7"
+    )
+    verified = verify_bundle(archive, keys[1], extract_to=tmp_path / "x")
+    assert verified.version == "7"
+    assert verified.root == tmp_path / "x"
+
+
+def test_changed_file_is_refused(bundle: Path, keys: tuple[Path, Path]) -> None:
+    onnx_file = bundle / "timing.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
+    with pytest.raises(DigestMismatchError, match=r"timing\.onnx"):
+        verify_bundle(bundle, keys[1])
+
+
+def test_wrong_key_is_refused(bundle: Path, tmp_path: Path) -> None:
+    _, other_public = generate_keypair(tmp_path / "other")
+    with pytest.raises(SignatureError, match="wrong public key"):
+        verify_bundle(bundle, other_public)
+
+
+def test_changed_manifest_is_refused(bundle: Path, keys: tuple[Path, Path]) -> None:
+    manifest = bundle / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"1.2.3"', '"9.9.9"'))
+    with pytest.raises(SignatureError):
+        verify_bundle(bundle, keys[1])
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [("timing.onnx", MissingFileError), ("manifest.sig", SignatureError),
+     ("manifest.json", ManifestError)],
+)
+def test_missing_file_is_refused(
+    bundle: Path, keys: tuple[Path, Path], name: str, error: type[BundleError]
+) -> None:
+    (bundle / name).unlink()
+    with pytest.raises(error, match=re.escape(name)):
+        verify_bundle(bundle, keys[1])
+
+
+def test_extra_unlisted_onnx_is_refused(bundle: Path, keys: tuple[Path, Path]) -> None:
+    (bundle / "sneaky.onnx").write_bytes((bundle / "timing.onnx").read_bytes())
+    with pytest.raises(UnlistedFileError, match=r"sneaky\.onnx"):
+        verify_bundle(bundle, keys[1])
+
+
+def test_symlinked_file_is_refused(bundle: Path, keys: tuple[Path, Path], tmp_path: Path) -> None:
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes((bundle / "timing.onnx").read_bytes())
+    (bundle / "timing.onnx").unlink()
+    (bundle / "timing.onnx").symlink_to(outside)
+    with pytest.raises(UnsafePathError):
+        verify_bundle(bundle, keys[1])
+
+
+def _tar_with(path: Path, member: tarfile.TarInfo, data: bytes = b"") -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(member, io.BytesIO(data) if data else None)
+    return path
+
+
+@pytest.mark.parametrize("name", ["../evil.onnx", "/etc/evil.onnx", "a/../../evil.onnx"])
+def test_archive_path_escape_is_refused(
+    tmp_path: Path, keys: tuple[Path, Path], name: str
+) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = 3
+    archive = _tar_with(tmp_path / "evil.tar.gz", info, b"abc")
+    with pytest.raises(UnsafePathError):
+        verify_bundle(archive, keys[1], extract_to=tmp_path / "x")
+    assert not (tmp_path / "evil.onnx").exists()
+
+
+def test_archive_symlink_member_is_refused(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    info = tarfile.TarInfo("timing.onnx")
+    info.type = tarfile.SYMTYPE
+    info.linkname = "/etc/passwd"
+    archive = _tar_with(tmp_path / "link.tar.gz", info)
+    with pytest.raises(UnsafePathError, match="link"):
+        verify_bundle(archive, keys[1], extract_to=tmp_path / "x")
+
+
+def test_keygen_refuses_to_overwrite_and_bad_key_files(tmp_path: Path) -> None:
+    priv, _ = generate_keypair(tmp_path)
+    assert priv.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(BundleKeyError, match="already exists"):
+        generate_keypair(tmp_path)
+    with pytest.raises(BundleKeyError):
+        load_public_key(priv)  # a private key where a public one is expected
+    with pytest.raises(BundleKeyError):
+        load_private_key(tmp_path / "nope.pem")
+
+
+def test_build_refuses_empty_models_dir(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    (tmp_path / "m").mkdir()
+    with pytest.raises(BundleError, match=r"no \.onnx"):
+        build_bundle(tmp_path / "m", tmp_path / "b", load_private_key(keys[0]), version="1")
