@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from edge_agent.features.store import ensure_features_current
 from edge_agent.ingestion.service import IngestionService, IngestStats
 from edge_agent.metrics import AgentMetrics
 from edge_agent.settings import Settings
@@ -19,8 +20,13 @@ class Agent:
         self._ingestion: IngestionService | None = None
 
     def start(self) -> None:
-        # Migrate once up front, so a broken database fails start-up rather than a thread.
-        open_database(self.settings.db, synchronous=self.settings.sqlite_synchronous).close()
+        # Migrate once up front, so a broken database fails start-up rather than a thread;
+        # bring shopper features to this code's schema before any sale is applied to them.
+        db = open_database(self.settings.db, synchronous=self.settings.sqlite_synchronous)
+        try:
+            ensure_features_current(db.conn)
+        finally:
+            db.close()
         self._ingestion = IngestionService(self.settings, self.metrics)
         self._ingestion.start()
         logger.info("agent for store %s: broker %s, database %s", self.settings.store_id,

@@ -190,9 +190,12 @@ def check_topic_matches(topic: Topic, event: Event) -> None:
         raise InvalidEvent(f"type {event.type!r} not allowed on topic kind {topic.kind!r}")
 
 
+# Fixed-width RFC 3339 UTC text, so SQLite orders timestamps correctly as strings.
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def format_ts(ts: datetime) -> str:
-    """Fixed-width RFC 3339 UTC text, so SQLite orders timestamps correctly as strings."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return ts.astimezone(UTC).strftime(TS_FORMAT)
 
 
 def utc_now() -> datetime:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import sqlite_utils
 
+from edge_agent.features.store import FeatureUpdater, Sale
 from models.events import (
     Event,
     Interaction,
@@ -77,6 +78,7 @@ class EventWriter:
     def __init__(self, db: sqlite_utils.Database, *, store_id: str, max_payload_bytes: int,
                  dead_letter_max_raw_bytes: int) -> None:
         self._db = db
+        self._features = FeatureUpdater(db.conn)
         self._store_id = store_id
         self._max_payload_bytes = max_payload_bytes
         self._dead_letter_max_raw_bytes = dead_letter_max_raw_bytes
@@ -170,6 +172,7 @@ class EventWriter:
     def _insert_events(self, items: Iterable[_Valid], received_at: str) -> None:
         events, transactions, lines, shelves, zones, presence, interactions = (
             [], [], [], [], [], [], [])
+        sales: list[Sale] = []
         for item in items:
             event = item.event
             ts = format_ts(event.ts)
@@ -183,6 +186,9 @@ class EventWriter:
                 lines.extend((event.transaction_id, n, line.product_id, line.quantity,
                               line.unit_price, line.discount)
                              for n, line in enumerate(event.items))
+                if event.customer_id is not None:
+                    sales.append(Sale(event.customer_id, event.ts.timestamp(), event.total,
+                                      [(line.product_id, line.quantity) for line in event.items]))
             elif isinstance(event, ShelfReading):
                 shelves.append((device, event.product_id, event.quantity, event.weight_g,
                                 event.capacity, ts, event.event_id))
@@ -213,6 +219,8 @@ class EventWriter:
         conn.executemany("INSERT INTO presence VALUES (?, ?, ?, ?, ?)", presence)
         conn.executemany("INSERT INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          interactions)
+        # In this transaction: a sale's effect on its shopper's features commits with it.
+        self._features.apply(sales)
 
     def _insert_dead_letters(self, rejected: Sequence[_Rejected], received_at: str) -> None:
         if not rejected:

@@ -126,3 +126,11 @@ def _initial_schema(db: sqlite_utils.Database) -> None:
         pk="id", not_null={"received_at", "topic", "reason", "raw", "raw_size"},
     )
     db["dead_letters"].create_index(["received_at"])
+
+
+@migration(2, "shopper features kept up to date by the writer; agent metadata")
+def _shopper_features(db: sqlite_utils.Database) -> None:
+    db["shopper_features"].create(
+        {"customer_id": str, "state": bytes, "sales": int, "updated_at": str},
+        pk="customer_id", not_null={"state", "sales", "updated_at"})
+    db["agent_meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})

@@ -1,0 +1,2 @@
+"""Per-shopper feature state kept up to date as sales arrive (the models' own feature
+definitions from `models.features`, applied incrementally at the edge)."""

@@ -1,0 +1,139 @@
+"""Reading and updating shopper features in SQLite.
+
+The ingestion writer applies each newly stored sale inside the same transaction as the sale
+itself, so a shopper's features count every sale exactly once, whatever crashes or
+redeliveries happen. Requests read one row per shopper: no history is rescanned.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
+
+from edge_agent.features.shopper import STATE_VERSION, SaleLine, ShopperFeatures
+from models.events import TS_FORMAT, format_ts, utc_now
+
+logger = logging.getLogger(__name__)
+STATE_VERSION_KEY = "shopper_features_version"
+# Product → category lookups chunked under SQLite's bound-parameter limit.
+_LOOKUP_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Sale:
+    customer_id: str
+    ts: float  # epoch seconds
+    total: float
+    lines: Sequence[tuple[str, float]]  # (product id, quantity)
+
+
+def load_features(conn: sqlite3.Connection, customer_id: str) -> ShopperFeatures | None:
+    row = conn.execute("SELECT state FROM shopper_features WHERE customer_id = ?",
+                       (customer_id,)).fetchone()
+    return ShopperFeatures.from_blob(row[0]) if row else None
+
+
+class FeatureUpdater:
+    """Applies sales to shopper features through one connection (the writer's)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        # Categories of products seen in the catalog; catalog changes are rare and an
+        # unknown product is looked up again next time (the catalog can lag the tills).
+        self._categories: dict[str, str] = {}
+
+    def apply(self, sales: Iterable[Sale]) -> int:
+        """Apply `sales` (inside the caller's transaction); returns shoppers updated."""
+        by_customer: dict[str, list[Sale]] = defaultdict(list)
+        for sale in sales:
+            by_customer[sale.customer_id].append(sale)
+        if not by_customer:
+            return 0
+        self._learn_categories({pid for group in by_customer.values()
+                                for sale in group for pid, _ in sale.lines})
+        now = format_ts(utc_now())
+        rows = []
+        for customer_id, group in by_customer.items():
+            features = load_features(self._conn, customer_id) or ShopperFeatures()
+            for sale in sorted(group, key=lambda s: s.ts):
+                features.apply_sale(sale.ts, [SaleLine(pid, self._categories.get(pid), qty)
+                                              for pid, qty in sale.lines], sale.total)
+            rows.append((customer_id, features.to_blob(), len(group), now))
+        self._conn.executemany(
+            "INSERT INTO shopper_features (customer_id, state, sales, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(customer_id) DO UPDATE SET"
+            " state = excluded.state, sales = shopper_features.sales + excluded.sales,"
+            " updated_at = excluded.updated_at", rows)
+        return len(rows)
+
+    def _learn_categories(self, product_ids: set[str]) -> None:
+        unknown = [pid for pid in product_ids if pid not in self._categories]
+        for start in range(0, len(unknown), _LOOKUP_CHUNK):
+            chunk = unknown[start:start + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for pid, category in self._conn.execute(
+                    f"SELECT product_id, category FROM products WHERE product_id IN ({marks})",
+                    chunk):
+                self._categories[pid] = category
+
+
+# Sales replayed per transaction when rebuilding, to bound memory on a large history.
+REBUILD_CHUNK_SALES = 5000
+
+
+def rebuild_features(conn: sqlite3.Connection) -> int:
+    """Recompute every shopper's features from the stored sales, oldest first (for a
+    database that predates the features table, or after a catalog correction). Returns
+    the number of sales replayed. Runs in one transaction."""
+    updater = FeatureUpdater(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM shopper_features")
+        cursor = conn.execute(
+            "SELECT t.transaction_id, t.customer_id, t.ts, t.total, i.product_id, i.quantity"
+            " FROM transactions t JOIN transaction_items i USING (transaction_id)"
+            " WHERE t.customer_id IS NOT NULL ORDER BY t.ts, t.transaction_id, i.line_no")
+        replayed, pending = 0, []
+        for _, rows in groupby(cursor, key=itemgetter(0)):
+            rows = list(rows)
+            _, customer_id, ts, total, _, _ = rows[0]
+            pending.append(Sale(customer_id, _epoch(ts), total, [(r[4], r[5]) for r in rows]))
+            if len(pending) >= REBUILD_CHUNK_SALES:
+                updater.apply(pending)
+                replayed, pending = replayed + len(pending), []
+        updater.apply(pending)
+        replayed += len(pending)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return replayed
+
+
+def ensure_features_current(conn: sqlite3.Connection) -> bool:
+    """Rebuild every shopper's features if they were written by other feature code (an
+    upgrade changed a feature schema). Returns whether a rebuild ran. Call before ingesting."""
+    row = conn.execute("SELECT value FROM agent_meta WHERE key = ?",
+                       (STATE_VERSION_KEY,)).fetchone()
+    if row is not None and row[0] == STATE_VERSION:
+        return False
+    has_state = conn.execute("SELECT 1 FROM shopper_features LIMIT 1").fetchone() is not None
+    has_sales = conn.execute("SELECT 1 FROM transactions LIMIT 1").fetchone() is not None
+    if has_state or has_sales:
+        logger.warning("shopper features are from %s, this code computes %s: rebuilding",
+                       row[0] if row else "an older agent", STATE_VERSION)
+        replayed = rebuild_features(conn)
+        logger.info("rebuilt shopper features from %d sales", replayed)
+    conn.execute("INSERT INTO agent_meta (key, value) VALUES (?, ?) ON CONFLICT(key)"
+                 " DO UPDATE SET value = excluded.value", (STATE_VERSION_KEY, STATE_VERSION))
+    return has_state or has_sales
+
+
+def _epoch(ts: str) -> float:
+    return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC).timestamp()
