@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Store-wide answers (trending) move over minutes; every display polling them should not
+    # re-aggregate the tills each time.
+    trending_cache_s: float = Field(default=30.0, ge=0)
     # EDGE_API_KEYS='[{"name": "kiosk-1", "role": "kiosk", "key": "..."}]' (JSON).
     api_keys: list[ApiKey] = Field(default_factory=list)
 

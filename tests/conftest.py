@@ -54,3 +54,32 @@ def mqtt_broker(tmp_path: Path) -> Iterator[MosquittoBroker | EmbeddedBroker]:
         yield broker
     finally:
         broker.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a root user on a machine with no outside network: without the background
+# networking ones, Chromium keeps trying (and failing) to reach Google's services.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[object]:
+    """Debian's Chromium, headless, driven by Playwright."""
+    require_component("chromium", os.access(CHROMIUM, os.X_OK), "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium: object, tmp_path: Path) -> Iterator[object]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    page = context.new_page()
+    yield page
+    context.close()

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
@@ -17,8 +18,10 @@ from edge_agent.api.observability import install_latency_metrics
 from edge_agent.api.routes import feedback, health, staff, store
 from edge_agent.api.state import ServingState
 from edge_agent.settings import Settings
+from kiosk_ui import STATIC_DIR
 
 logger = logging.getLogger(__name__)
+UI_PATH = "/ui"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -46,4 +49,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_latency_metrics(app, agent.metrics.registry)
     for module in (health, store, staff, feedback):
         app.include_router(module.router)
+    # The pages call the API from the same origin, so no CORS is needed.
+    app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     return app

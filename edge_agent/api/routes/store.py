@@ -16,8 +16,6 @@ from models.events import utc_now
 
 router = APIRouter(prefix=API_PREFIX, tags=["store"])
 State = Annotated[ServingState, Depends(serving_state)]
-# Trending moves over minutes; every display polling it should not re-aggregate the tills.
-TRENDING_CACHE_S = 30.0
 
 
 class TrendingItem(BaseModel):
@@ -43,6 +41,6 @@ def trending(state: State,
         found = trending_products(state.reads.get(), utc_now(), window_hours, limit)
         return [TrendingItem(**asdict(item)) for item in found]
 
-    items = state.cache.get_or_compute(("trending", window_hours, limit), TRENDING_CACHE_S,
-                                       compute)
+    items = state.cache.get_or_compute(("trending", window_hours, limit),
+                                       state.settings.trending_cache_s, compute)
     return TrendingResponse(window_hours=window_hours, items=items)

@@ -1,0 +1,40 @@
+"""The staff and display pages in a real browser, against a live agent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tests.ingestion.conftest import count, pos_event, shelf_event, wait_until
+from tests.ui.conftest import SCREENSHOTS, LiveStore
+
+
+def test_staff_page_shows_an_alert_after_a_shelf_runs_empty(live_store: LiveStore,
+                                                            page: object) -> None:
+    page.goto(live_store.page_url("staff", "staff"))  # type: ignore[attr-defined]
+    page.get_by_text("All shelves are stocked.").wait_for()  # type: ignore[attr-defined]
+    live_store.publisher.publish("stores/store-t1/shelf/S-milk-1",
+                                 shelf_event(product_id="P000042", quantity=0, capacity=24))
+    alert = page.locator("li[data-shelf='S-milk-1']")  # type: ignore[attr-defined]
+    alert.wait_for(timeout=15_000)
+    assert "Empty" in alert.inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "staff.png"))  # type: ignore[attr-defined]
+
+
+def test_display_page_refreshes_itself(live_store: LiveStore, page: object) -> None:
+    page.goto(live_store.page_url("display", "display", refresh="1"))  # type: ignore[attr-defined]
+    page.get_by_text("Fresh offers are on their way.").wait_for()  # type: ignore[attr-defined]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    live_store.publisher.event(pos_event(ts=now, items=[
+        {"product_id": "P000099", "quantity": 1, "unit_price": 3.0}], total=3.0))
+    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM events") == 1)
+    page.locator("li[data-product='P000099']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    assert int(page.evaluate("document.body.dataset.refreshes")) >= 2  # type: ignore[attr-defined]
+
+
+def test_pages_say_plainly_when_the_device_key_is_wrong(live_store: LiveStore,
+                                                        page: object) -> None:
+    page.goto(f"{live_store.url}/ui/staff.html?key=not-a-real-key")  # type: ignore[attr-defined]
+    error = page.get_by_role("alert")  # type: ignore[attr-defined]
+    error.wait_for()
+    assert "not signed in" in error.inner_text()
