@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Models: bundles must verify against the fleet public key (Ed25519 PEM). `model_bundle`
+    # is loaded at start; a newer bundle appearing in `model_bundle_dir` is loaded when seen.
+    model_public_key: Path | None = None
+    model_bundle: Path | None = None
+    model_bundle_dir: Path | None = None
+    model_watch_interval_s: float = Field(default=10.0, gt=0)
     # Store-wide answers (trending) move over minutes; every display polling them should not
     # re-aggregate the tills each time.
     trending_cache_s: float = Field(default=30.0, ge=0)

@@ -83,3 +83,11 @@ def page(chromium: object, tmp_path: Path) -> Iterator[object]:
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """Two signed model bundles (v1, v2) trained on generated data, and their keys."""
+    from tests.model_bundles import make_bundles
+
+    return make_bundles(tmp_path_factory.mktemp("bundles"))

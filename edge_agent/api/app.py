@@ -15,8 +15,10 @@ from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
 from edge_agent.api.observability import install_latency_metrics
-from edge_agent.api.routes import feedback, health, staff, store
+from edge_agent.api.routes import admin, feedback, health, staff, store
 from edge_agent.api.state import ServingState
+from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+from edge_agent.modeling.watcher import BundleWatcher
 from edge_agent.settings import Settings
 from kiosk_ui import STATIC_DIR
 
@@ -31,13 +33,17 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agent.start()
         reads = ReadConnections(settings.db)
+        registry = ModelRegistry(settings.model_public_key)
         app.state.serving = ServingState(settings=settings, agent=agent, reads=reads,
-                                         keyring=KeyRing(settings.api_keys))
+                                         keyring=KeyRing(settings.api_keys), models=registry)
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
+        watcher = _start_models(settings, registry)
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             reads.close()
             agent.stop()
 
@@ -47,8 +53,24 @@ def create_app(settings: Settings) -> FastAPI:
                               "store, served from the store itself. Send `X-API-Key`.")
     install_error_handlers(app)
     install_latency_metrics(app, agent.metrics.registry)
-    for module in (health, store, staff, feedback):
+    for module in (health, store, staff, feedback, admin):
         app.include_router(module.router)
     # The pages call the API from the same origin, so no CORS is needed.
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     return app
+
+
+def _start_models(settings: Settings, registry: ModelRegistry) -> BundleWatcher | None:
+    """Load the configured bundle (a refusal is logged; the agent serves without models and
+    is not ready), and watch the bundle directory for new ones."""
+    if settings.model_bundle is not None:
+        try:
+            registry.load(settings.model_bundle)
+        except BundleRefused as exc:
+            logger.error("%s: serving without personalized models", exc)
+    if settings.model_bundle_dir is None:
+        return None
+    watcher = BundleWatcher(registry, settings.model_bundle_dir, settings.model_watch_interval_s)
+    watcher.check_once()
+    watcher.start()
+    return watcher

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 
@@ -11,6 +10,7 @@ from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.cache import TtlCache
 from edge_agent.api.database import ReadConnections
+from edge_agent.modeling.registry import ModelRegistry
 from edge_agent.settings import Settings
 
 
@@ -20,8 +20,8 @@ class ServingState:
     agent: Agent
     reads: ReadConnections
     keyring: KeyRing
+    models: ModelRegistry
     cache: TtlCache = field(default_factory=TtlCache)
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def serving_state(request: Request) -> ServingState:

@@ -14,6 +14,7 @@ from edge_agent.api.app import create_app
 from edge_agent.broker import MosquittoBroker
 from edge_agent.settings import load_settings
 from tests.ingestion.conftest import STORE, Publisher, wait_until
+from tests.model_bundles import Bundles
 
 KEYS = {"display": "display-key-0123456789", "kiosk": "kiosk-key-0123456789",
         "staff": "staff-key-0123456789", "admin": "admin-key-0123456789"}
@@ -25,6 +26,7 @@ class Store:
     publisher: Publisher
     db_path: Path
     broker: MosquittoBroker
+    bundles: Bundles
 
     def get(self, path: str, role: str | None = "kiosk", **params: object):
         headers = {"X-API-Key": KEYS[role]} if role else {}
@@ -36,11 +38,12 @@ class Store:
 
 
 @pytest.fixture
-def store(mqtt_broker: MosquittoBroker, tmp_path: Path) -> Iterator[Store]:
+def store(mqtt_broker: MosquittoBroker, tmp_path: Path, bundles: Bundles) -> Iterator[Store]:
     db_path = tmp_path / "edge.db"
     settings = load_settings(
         store_id=STORE, broker=mqtt_broker.url, db=db_path, batch_max_wait_ms=5,
-        mqtt_protocol=mqtt_broker.mqtt_protocol,
+        mqtt_protocol=mqtt_broker.mqtt_protocol, model_public_key=bundles.public_key,
+        model_bundle=bundles.v1,
         api_keys=[{"name": f"test-{role}", "role": role, "key": key}
                   for role, key in KEYS.items()])
     app = create_app(settings)
@@ -49,6 +52,6 @@ def store(mqtt_broker: MosquittoBroker, tmp_path: Path) -> Iterator[Store]:
         wait_until(lambda: agent.ingestion.connected, what="agent connected")
         publisher = Publisher(mqtt_broker.host, mqtt_broker.port, mqtt_broker.mqtt_protocol)
         try:
-            yield Store(client, publisher, db_path, mqtt_broker)
+            yield Store(client, publisher, db_path, mqtt_broker, bundles)
         finally:
             publisher.close()

@@ -13,7 +13,13 @@ from models.evaluation.protocol import NbrTask, Split, filter_dataset, make_task
 from models.features.nbr import ShopperState
 from models.nbr.candidates import CandidateConfig
 from models.nbr.onnx_export import OnnxRanker, export_ranker
-from models.nbr.ranker import NbrRanker, RankerConfig, build_candidate_rows
+from models.nbr.ranker import (
+    NbrRanker,
+    RankerConfig,
+    auto_shifts,
+    build_candidate_rows,
+    shifted_examples,
+)
 from models.nbr.serve import NbrServingModel
 from models.nbr.topfreq import PTopFreq
 from models.nbr.train import train_ranker, write_artifacts
@@ -25,6 +31,7 @@ FAST = RankerConfig(
     max_iter=40,
     min_samples_leaf=20,
     negative_sample_rate=1.0,
+    history_shifts=1,
 )
 
 
@@ -81,3 +88,23 @@ def test_serving_from_incremental_state_matches_offline_ranking(tmp_path: Path) 
         online = [pid for pid, _ in serving.recommend(state, now=task.target_ts[u], k=10)]
         offline = [ds.item_ids[i] for i in model.recommend(np.array([u]), 10)[0] if i >= 0]
         assert online == offline
+
+
+def test_shifted_examples_label_the_basket_before_the_target() -> None:
+    ds = generate_baskets(n_users=20, n_items=50, seed=3)
+    history, _last = ds.drop_last_baskets()
+    users = np.arange(ds.n_users)
+    rows, y = shifted_examples(history, users, FAST.candidates)
+    for u in (0, 9):
+        second_to_last = set(ds.user_baskets(u)[-2].tolist())
+        positives = set(rows.items[(rows.users == u) & (y == 1)].tolist())
+        # Every positive is in that basket; all of it that is a candidate is positive.
+        assert positives and positives <= second_to_last
+        candidates = set(rows.items[rows.users == u].tolist())
+        assert positives == second_to_last & candidates
+
+
+def test_auto_shifts_only_for_small_populations() -> None:
+    assert auto_shifts(10_000) == 0
+    assert auto_shifts(1_000) == 4
+    assert auto_shifts(2_500) == 1

@@ -23,9 +23,8 @@ def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: database open, broker connected, models loaded",
             responses={503: {"description": "not ready; `checks` says what is missing"}})
 def readyz(state: State) -> Any:
-    checks = {"database": _database_ok(state), "broker": state.agent.ingestion.connected}
-    checks.update({name: bool(check()) for name, check in state.extras.get(
-        "readiness_checks", {}).items()})
+    checks = {"database": _database_ok(state), "broker": state.agent.ingestion.connected,
+              "models": state.models.current is not None}
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 

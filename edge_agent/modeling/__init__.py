@@ -1,0 +1,1 @@
+"""The models the agent serves: loaded from signed bundles, smoke-tested, hot-swapped."""

@@ -1,0 +1,62 @@
+"""Loads a new bundle when one appears in the watched directory (how the cloud's rollout
+job, or an operator, hands the agent a new model version)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+
+logger = logging.getLogger(__name__)
+
+
+def bundle_candidates(directory: Path) -> list[Path]:
+    """Bundles in `directory` (sub-directories with a manifest, or .tar.gz), oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir()
+             if (p.is_dir() and (p / "manifest.json").is_file())
+             or p.name.endswith((".tar.gz", ".tgz"))]
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+class BundleWatcher:
+    def __init__(self, registry: ModelRegistry, directory: Path, interval_s: float) -> None:
+        self._registry = registry
+        self._directory = directory
+        self._interval_s = interval_s
+        self._tried: set[tuple[str, float]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bundle-watcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._interval_s + 5)
+
+    def check_once(self) -> None:
+        """Try the newest bundle not tried before (each version of a path is tried once)."""
+        candidates = bundle_candidates(self._directory)
+        if not candidates:
+            return
+        newest = candidates[-1]
+        key = (str(newest), newest.stat().st_mtime)
+        if key in self._tried:
+            return
+        self._tried.add(key)
+        try:
+            self._registry.load(newest)
+        except BundleRefused as exc:
+            logger.error("%s", exc)  # the current models stay; the refusal is logged
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.check_once()
+            except Exception:
+                logger.exception("checking %s for model bundles failed", self._directory)
+            self._stop.wait(self._interval_s)

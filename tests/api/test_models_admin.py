@@ -1,0 +1,76 @@
+"""Model bundles: what is served, hot swaps under load, refusals that change nothing."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Store
+
+
+def _active(store: Store) -> str:
+    return store.get("/v1/admin/models", role="admin").json()["active"]["version"]
+
+
+def test_models_status_names_the_active_bundle(store: Store) -> None:
+    status = store.get("/v1/admin/models", role="admin").json()
+    assert status["active"]["version"] == "test-1"
+    assert set(status["active"]["models"]) == {"timing", "segments"}
+    assert "timing" in status["active"]["metrics"]
+    assert store.get("/v1/admin/models", role="staff").status_code == 403
+
+
+def test_load_then_roll_back(store: Store) -> None:
+    loaded = store.post("/v1/admin/models/load", {"path": str(store.bundles.v2)}, role="admin")
+    assert loaded.status_code == 200
+    assert (loaded.json()["active"]["version"], loaded.json()["previous"]["version"]) == (
+        "test-2", "test-1")
+    back = store.post("/v1/admin/models/rollback", {}, role="admin")
+    assert back.json()["active"]["version"] == "test-1"
+
+
+@pytest.mark.parametrize("problem", ["tampered", "wrong-key", "missing"])
+def test_a_bad_bundle_is_refused_and_the_running_model_stays(store: Store, tmp_path: Path,
+                                                             problem: str) -> None:
+    if problem == "tampered":
+        path = store.bundles.tampered(tmp_path / "tampered")
+    elif problem == "wrong-key":
+        from models.bundle import generate_keypair
+
+        other_private, _ = generate_keypair(tmp_path / "other-keys")
+        path = store.bundles.build(tmp_path / "other", "evil-1", key=other_private)
+    else:
+        path = tmp_path / "no-such-bundle"
+    response = store.post("/v1/admin/models/load", {"path": str(path)}, role="admin")
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "bundle_refused"
+    assert _active(store) == "test-1"
+    assert store.get("/readyz", role=None).json()["checks"]["models"] is True
+
+
+def test_hot_swap_under_concurrent_requests_fails_none(store: Store) -> None:
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            response = store.get("/v1/admin/models", role="admin")
+            if response.status_code != 200 or response.json()["active"] is None:
+                failures.append(f"{response.status_code}: {response.text[:100]}")
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for n in range(6):
+            path = store.bundles.v2 if n % 2 == 0 else store.bundles.v1
+            response = store.post("/v1/admin/models/load", {"path": str(path)}, role="admin")
+            assert response.status_code == 200
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    assert _active(store) == "test-1"
