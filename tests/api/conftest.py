@@ -55,3 +55,34 @@ def store(mqtt_broker: MosquittoBroker, tmp_path: Path, bundles: Bundles) -> Ite
             yield Store(client, publisher, db_path, mqtt_broker, bundles)
         finally:
             publisher.close()
+
+
+PRODUCTS = [
+    {"product_id": "MILK", "name": "Whole milk 1 l", "category": "milk", "price": 1.1,
+     "allergens": '["milk"]', "diets": '["vegetarian", "gluten_free"]'},
+    {"product_id": "OAT", "name": "Oat drink 1 l", "category": "plant milk", "price": 1.9,
+     "allergens": "[]", "diets": '["vegetarian", "vegan", "lactose_free"]'},
+    {"product_id": "BREAD", "name": "Sourdough loaf", "category": "bread", "price": 2.5,
+     "allergens": '["gluten"]', "diets": '["vegetarian", "vegan"]'},
+    {"product_id": "SOAP", "name": "Laundry liquid", "category": "laundry", "price": 6.0,
+     "allergens": "[]", "diets": '["vegan"]'},
+]
+SHOPPERS = [
+    {"customer_id": "C-WEEKLY", "loyalty_number": "1000000001", "household_size": 2,
+     "consent_personalization": 1, "consent_staff_assist": 1},
+    {"customer_id": "C-PRIVATE", "loyalty_number": "1000000002", "household_size": 1,
+     "consent_personalization": 0, "consent_staff_assist": 0},
+    {"customer_id": "C-VEGAN", "loyalty_number": "1000000003", "household_size": 1,
+     "consent_personalization": 1, "consent_staff_assist": 0,
+     "dietary_restrictions": '["vegan"]', "allergens": '["milk"]'},
+]
+
+
+def seed_catalog(db_path: Path) -> None:
+    """The catalog and loyalty members, as the store's back office would load them."""
+    import sqlite_utils
+
+    db = sqlite_utils.Database(db_path)
+    db["products"].upsert_all(PRODUCTS, pk="product_id")
+    db["customers"].upsert_all(SHOPPERS, pk="customer_id")
+    db.close()

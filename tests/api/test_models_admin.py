@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import Store
+from tests.api.conftest import Store, seed_catalog
+from tests.ingestion.conftest import count, pos_event, wait_until
 
 
 def _active(store: Store) -> str:
@@ -51,14 +53,23 @@ def test_a_bad_bundle_is_refused_and_the_running_model_stays(store: Store, tmp_p
 
 
 def test_hot_swap_under_concurrent_requests_fails_none(store: Store) -> None:
+    seed_catalog(store.db_path)
+    for days in (21, 14, 7):
+        store.publisher.event(pos_event(customer_id="C-WEEKLY", ts=(
+            datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            items=[{"product_id": "MILK", "quantity": 1, "unit_price": 1.0}], total=1.0))
+    wait_until(lambda: count(store.db_path, "SELECT count(*) FROM shopper_features") == 1)
     failures: list[str] = []
+    versions: set[str] = set()
     stop = threading.Event()
 
     def hammer() -> None:
         while not stop.is_set():
-            response = store.get("/v1/admin/models", role="admin")
-            if response.status_code != 200 or response.json()["active"] is None:
+            response = store.get("/v1/shoppers/C-WEEKLY/shopping-list")
+            if response.status_code != 200 or not response.json()["items"]:
                 failures.append(f"{response.status_code}: {response.text[:100]}")
+            else:
+                versions.add(response.json()["model_version"])
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for thread in threads:
@@ -73,4 +84,5 @@ def test_hot_swap_under_concurrent_requests_fails_none(store: Store) -> None:
         for thread in threads:
             thread.join()
     assert failures == []
+    assert versions == {"test-1", "test-2"}, "requests should have seen both versions"
     assert _active(store) == "test-1"

@@ -1,0 +1,60 @@
+"""A shopper's profile (consent, diet) and features, read in one go for a request."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from edge_agent.features.shopper import ShopperFeatures
+from edge_agent.features.store import load_features
+
+
+class ShopperNotFound(LookupError):
+    pass
+
+
+class NoConsent(PermissionError):
+    pass
+
+
+@dataclass(frozen=True)
+class Profile:
+    customer_id: str
+    loyalty_number: str | None
+    household_size: int | None
+    consent_personalization: bool
+    consent_staff_assist: bool
+    dietary_restrictions: tuple[str, ...]
+    allergens: tuple[str, ...]
+    features: ShopperFeatures | None  # None: no sale seen yet
+
+
+def load_profile(conn: sqlite3.Connection, customer_id: str) -> Profile:
+    row = conn.execute(
+        "SELECT customer_id, loyalty_number, household_size, consent_personalization,"
+        " consent_staff_assist, dietary_restrictions, allergens FROM customers"
+        " WHERE customer_id = ?", (customer_id,)).fetchone()
+    if row is None:
+        raise ShopperNotFound(customer_id)
+    return Profile(row[0], row[1], row[2], bool(row[3]), bool(row[4]),
+                   tuple(json.loads(row[5] or "[]")), tuple(json.loads(row[6] or "[]")),
+                   load_features(conn, customer_id))
+
+
+def customer_for_loyalty_number(conn: sqlite3.Connection, loyalty_number: str) -> str:
+    row = conn.execute("SELECT customer_id FROM customers WHERE loyalty_number = ?",
+                       (loyalty_number,)).fetchone()
+    if row is None:
+        raise ShopperNotFound(loyalty_number)
+    return str(row[0])
+
+
+def require_personalization(profile: Profile) -> None:
+    if not profile.consent_personalization:
+        raise NoConsent(f"shopper {profile.customer_id} has not consented to personalization")
+
+
+def require_staff_assist(profile: Profile) -> None:
+    if not profile.consent_staff_assist:
+        raise NoConsent(f"shopper {profile.customer_id} has not consented to staff assistance")

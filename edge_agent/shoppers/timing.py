@@ -1,0 +1,114 @@
+"""Purchase timing per category and the shopping list built from it."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from edge_agent.modeling.loaded import LoadedModels
+from edge_agent.shoppers.catalog import Product, products_by_id
+from edge_agent.shoppers.profile import Profile
+
+DAY_S = 86400.0
+# On the list when due within this many days ("upcoming"), or urgent when the model's
+# urgency passes URGENT_AT or the purchase is already due.
+UPCOMING_DAYS = 7.0
+URGENT_AT = 0.7
+# A category bought once gives no cycle to speak of; the list needs a habit.
+MIN_PURCHASES_FOR_LIST = 2
+
+
+@dataclass(frozen=True)
+class CategoryTiming:
+    as_of: datetime
+    category: str
+    purchases: int
+    last_purchase: datetime
+    days_since_last: float
+    typical_gap_days: float | None
+    days_until: float
+    low_days: float
+    high_days: float
+    urgency: float
+
+    def date_in(self, days: float) -> datetime:
+        return self.as_of + timedelta(days=days)
+
+    @property
+    def predicted_date(self) -> datetime:
+        return self.date_in(self.days_until)
+
+
+@dataclass(frozen=True)
+class ListItem:
+    product: Product
+    timing: CategoryTiming
+    status: str  # "urgent" or "upcoming"
+    reason: str
+
+
+def category_timings(profile: Profile, models: LoadedModels, now: datetime) -> list[CategoryTiming]:
+    if profile.features is None or models.timing is None or not profile.features.categories:
+        return []
+    now_s = now.timestamp()
+    pairs = [(state, name) for name, state in sorted(profile.features.categories.items())
+             if state.count > 0]
+    predictions = models.timing.predict(pairs, now_s)
+    out = []
+    for (state, name), prediction in zip(pairs, predictions, strict=True):
+        out.append(CategoryTiming(
+            as_of=now, category=name, purchases=state.count,
+            last_purchase=datetime.fromtimestamp(state.last_ts, UTC),
+            days_since_last=max(now_s - state.last_ts, 0.0) / DAY_S,
+            typical_gap_days=state.gap_mean if state.n_gaps else None,
+            days_until=prediction.days_until, low_days=prediction.low_days,
+            high_days=prediction.high_days, urgency=prediction.urgency))
+    return sorted(out, key=lambda t: (t.days_until, -t.urgency, t.category))
+
+
+def shopping_list(conn: sqlite3.Connection, profile: Profile, models: LoadedModels,
+                  now: datetime) -> list[ListItem]:
+    """The categories due soon, each as the product this shopper usually buys there."""
+    timings = [t for t in category_timings(profile, models, now)
+               if t.purchases >= MIN_PURCHASES_FOR_LIST and t.days_until <= UPCOMING_DAYS]
+    if not timings or profile.features is None:
+        return []
+    usual = _usual_products(conn, profile)
+    items = []
+    for timing in timings:
+        product = usual.get(timing.category)
+        if product is None:
+            continue
+        urgent = timing.urgency >= URGENT_AT or timing.days_until <= 0.5
+        items.append(ListItem(product, timing, "urgent" if urgent else "upcoming",
+                              _reason(product.category, timing)))
+    return items
+
+
+def _usual_products(conn: sqlite3.Connection, profile: Profile) -> dict[str, Product]:
+    """Per category, the product the shopper bought most often (then most recently) that
+    still suits their diet and allergies."""
+    assert profile.features is not None
+    histories = profile.features.baskets.items
+    products = products_by_id(conn, histories)
+    best: dict[str, tuple[tuple[int, float], Product]] = {}
+    for product_id, history in histories.items():
+        product = products.get(product_id)
+        if product is None or not product.suits(profile.dietary_restrictions, profile.allergens):
+            continue
+        rank = (history.count, history.last_t)
+        if product.category not in best or rank > best[product.category][0]:
+            best[product.category] = (rank, product)
+    return {category: product for category, (_, product) in best.items()}
+
+
+def _reason(category: str, timing: CategoryTiming) -> str:
+    since = round(timing.days_since_last)
+    since_text = "today" if since == 0 else f"{since} day{'s' if since != 1 else ''} ago"
+    if timing.typical_gap_days is None or math.isnan(timing.typical_gap_days):
+        return f"You last bought {category} {since_text}."
+    gap = max(1, round(timing.typical_gap_days))
+    return (f"You buy {category} about every {gap} day{'s' if gap != 1 else ''}; "
+            f"last bought {since_text}.")

@@ -1,0 +1,98 @@
+"""Shopping lists and purchase timing from sales that came in over MQTT; consent, diet,
+stock and unknown shoppers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api.conftest import Store, seed_catalog
+from tests.ingestion.conftest import count, pos_event, shelf_event, wait_until
+
+
+def _days_ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _buy(store: Store, customer: str, days_ago: float, *products: str) -> dict:
+    event = pos_event(customer_id=customer, ts=_days_ago(days_ago),
+                      items=[{"product_id": p, "quantity": 1, "unit_price": 2.0}
+                             for p in products], total=2.0 * len(products))
+    store.publisher.event(event)
+    return event
+
+
+@pytest.fixture
+def weekly_shopper(store: Store) -> Store:
+    """C-WEEKLY buys milk and bread every week (last a week ago), laundry monthly."""
+    seed_catalog(store.db_path)
+    sent = [_buy(store, "C-WEEKLY", days, "MILK", "BREAD") for days in (28, 21, 14, 7)]
+    sent += [_buy(store, "C-WEEKLY", days, "SOAP") for days in (33, 3)]
+    sent += [_buy(store, "C-VEGAN", days, "MILK", "OAT") for days in (28, 21, 14, 7)]
+    wait_until(lambda: count(store.db_path, "SELECT count(*) FROM events") == len(sent),
+               what="the sales")
+    return store
+
+
+def test_loyalty_number_finds_the_shopper(weekly_shopper: Store) -> None:
+    found = weekly_shopper.get("/v1/shoppers/lookup", loyalty_number="1000000001")
+    assert found.json() == {"customer_id": "C-WEEKLY"}
+    assert weekly_shopper.get("/v1/shoppers/lookup",
+                              loyalty_number="9999999999").status_code == 404
+    bad = weekly_shopper.get("/v1/shoppers/lookup", loyalty_number="12 34")
+    assert bad.status_code == 422 and "query.loyalty_number" in bad.json()["error"]["fields"]
+
+
+def test_weekly_milk_is_due_and_monthly_laundry_is_not(weekly_shopper: Store) -> None:
+    response = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list")
+    assert response.status_code == 200
+    body = response.json()
+    items = {item["product_id"]: item for item in body["items"]}
+    assert {"MILK", "BREAD"} <= set(items)
+    assert "SOAP" not in items
+    assert items["MILK"]["reason"] == "You buy milk about every 7 days; last bought 7 days ago."
+    assert items["MILK"]["in_stock"] is True
+    assert body["model_version"] == "test-1"
+
+
+def test_purchase_timing_per_category(weekly_shopper: Store) -> None:
+    timing = weekly_shopper.get("/v1/shoppers/C-WEEKLY/purchase-timing").json()
+    by_category = {c["category"]: c for c in timing["categories"]}
+    assert set(by_category) == {"milk", "bread", "laundry"}
+    milk, laundry = by_category["milk"], by_category["laundry"]
+    assert milk["purchases"] == 4 and milk["typical_gap_days"] == pytest.approx(7.0)
+    assert milk["low_days"] <= milk["days_until"] <= milk["high_days"]
+    assert laundry["days_until"] > milk["days_until"]
+
+
+def test_an_empty_shelf_is_flagged_on_the_list(weekly_shopper: Store) -> None:
+    weekly_shopper.publisher.publish("stores/store-t1/shelf/S-MILK",
+                                     shelf_event(product_id="MILK", quantity=0, capacity=24))
+    wait_until(lambda: count(weekly_shopper.db_path, "SELECT count(*) FROM shelf_state") == 1)
+    items = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list").json()["items"]
+    assert {i["product_id"]: i["in_stock"] for i in items}["MILK"] is False
+
+
+def test_diet_and_allergies_exclude_products_even_from_habits(weekly_shopper: Store) -> None:
+    items = weekly_shopper.get("/v1/shoppers/C-VEGAN/shopping-list").json()["items"]
+    ids = {item["product_id"] for item in items}
+    assert "MILK" not in ids and "OAT" in ids
+
+
+def test_no_consent_means_no_personal_answers(weekly_shopper: Store) -> None:
+    seed_catalog(weekly_shopper.db_path)
+    response = weekly_shopper.get("/v1/shoppers/C-PRIVATE/shopping-list")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "consent_required"
+
+
+def test_unknown_shopper_is_404(weekly_shopper: Store) -> None:
+    response = weekly_shopper.get("/v1/shoppers/C-NOBODY/purchase-timing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_customer"
+
+
+def test_a_display_key_cannot_read_a_shopping_list(weekly_shopper: Store) -> None:
+    assert weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list",
+                              role="display").status_code == 403
