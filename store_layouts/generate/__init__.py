@@ -1,0 +1,1 @@
+"""Generators for the shipped layouts (run `python -m store_layouts.generate`)."""
