@@ -15,7 +15,15 @@ from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
 from edge_agent.api.observability import install_latency_metrics
-from edge_agent.api.routes import admin, feedback, health, shoppers, staff, store
+from edge_agent.api.routes import (
+    admin,
+    feedback,
+    health,
+    products,
+    shoppers,
+    staff,
+    store,
+)
 from edge_agent.api.state import ServingState
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.modeling.watcher import BundleWatcher
@@ -53,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
                               "store, served from the store itself. Send `X-API-Key`.")
     install_error_handlers(app)
     install_latency_metrics(app, agent.metrics.registry)
-    for module in (health, store, shoppers, staff, feedback, admin):
+    for module in (health, store, shoppers, products, staff, feedback, admin):
         app.include_router(module.router)
     # The pages call the API from the same origin, so no CORS is needed.
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")

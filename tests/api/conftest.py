@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from fastapi.testclient import TestClient
 from edge_agent.api.app import create_app
 from edge_agent.broker import MosquittoBroker
 from edge_agent.settings import load_settings
-from tests.ingestion.conftest import STORE, Publisher, wait_until
+from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_until
 from tests.model_bundles import Bundles
 
 KEYS = {"display": "display-key-0123456789", "kiosk": "kiosk-key-0123456789",
@@ -86,3 +87,27 @@ def seed_catalog(db_path: Path) -> None:
     db["products"].upsert_all(PRODUCTS, pk="product_id")
     db["customers"].upsert_all(SHOPPERS, pk="customer_id")
     db.close()
+
+
+def _days_ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _buy(store: Store, customer: str, days_ago: float, *products: str) -> dict:
+    event = pos_event(customer_id=customer, ts=_days_ago(days_ago),
+                      items=[{"product_id": p, "quantity": 1, "unit_price": 2.0}
+                             for p in products], total=2.0 * len(products))
+    store.publisher.event(event)
+    return event
+
+
+@pytest.fixture
+def weekly_shopper(store: Store) -> Store:
+    """C-WEEKLY buys milk and bread every week (last a week ago), laundry monthly."""
+    seed_catalog(store.db_path)
+    sent = [_buy(store, "C-WEEKLY", days, "MILK", "BREAD") for days in (28, 21, 14, 7)]
+    sent += [_buy(store, "C-WEEKLY", days, "SOAP") for days in (33, 3)]
+    sent += [_buy(store, "C-VEGAN", days, "MILK", "OAT") for days in (28, 21, 14, 7)]
+    wait_until(lambda: count(store.db_path, "SELECT count(*) FROM events") == len(sent),
+               what="the sales")
+    return store

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
+from edge_agent.api.errors import ConsentRequired, UnknownCustomer
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.queries.restock import restock_alerts
+from edge_agent.shoppers import profile as profiles
+from edge_agent.shoppers.insights import shopper_insights
+from models.events import MAX_ID_LENGTH, utc_now
 
 router = APIRouter(prefix=f"{API_PREFIX}/staff", tags=["staff"])
 State = Annotated[ServingState, Depends(serving_state)]
@@ -42,3 +47,40 @@ def get_restock_alerts(state: State,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RestockAlertsResponse:
     alerts = restock_alerts(state.reads.get(), below, limit)
     return RestockAlertsResponse(alerts=[RestockAlertOut(**asdict(a)) for a in alerts])
+
+
+class InsightsOut(BaseModel):
+    customer_id: str
+    segment: str | None
+    visits: int
+    visits_per_week: float | None
+    average_basket: float | None
+    last_visit: datetime | None
+    favourite_categories: list[str]
+    dietary_restrictions: list[str]
+    allergens: list[str]
+    household_size: int | None
+    model_version: str | None
+
+
+@router.get("/shoppers/{customer_id}/insights", response_model=InsightsOut,
+            summary="A shopper's segment, habits and diet, for staff helping them",
+            responses={403: {"description": "the shopper has not consented to staff assist"},
+                       404: {"description": "unknown shopper"}})
+def get_insights(customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+                 state: State, _caller: Annotated[Caller, Depends(allow("staff"))]
+                 ) -> InsightsOut:
+    try:
+        profile = profiles.load_profile(state.reads.get(), customer_id)
+        profiles.require_staff_assist(profile)
+    except profiles.ShopperNotFound:
+        raise UnknownCustomer(f"no shopper {customer_id!r} in this store") from None
+    except profiles.NoConsent as exc:
+        raise ConsentRequired(str(exc)) from None
+    models = state.models.current
+    found = shopper_insights(profile, models, utc_now())
+    return InsightsOut(**{**asdict(found),
+                          "favourite_categories": list(found.favourite_categories),
+                          "dietary_restrictions": list(found.dietary_restrictions),
+                          "allergens": list(found.allergens)},
+                       model_version=models.version if models else None)

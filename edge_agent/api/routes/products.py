@@ -1,0 +1,70 @@
+"""Product answers: similar products (a substitute for an empty shelf, an alternative that
+suits a diet)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel
+
+from edge_agent.api.auth import Caller, allow
+from edge_agent.api.errors import UnknownCustomer, UnknownProduct
+from edge_agent.api.routes import API_PREFIX
+from edge_agent.api.state import ServingState, serving_state
+from edge_agent.shoppers import profile as profiles
+from edge_agent.shoppers.catalog import Product
+from edge_agent.shoppers.similar import ProductNotFound, similar_products
+from models.events import MAX_ID_LENGTH
+
+router = APIRouter(prefix=f"{API_PREFIX}/products", tags=["products"])
+State = Annotated[ServingState, Depends(serving_state)]
+
+
+class ProductOut(BaseModel):
+    product_id: str
+    name: str
+    category: str
+    price: float | None
+    in_stock: bool
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls(product_id=product.product_id, name=product.name, category=product.category,
+                   price=product.price, in_stock=product.in_stock)
+
+
+class SimilarResponse(BaseModel):
+    product: ProductOut
+    similar: list[ProductOut]
+    filtered_for_diet: bool
+
+
+@router.get("/{product_id}/similar", response_model=SimilarResponse,
+            summary="Products like this one: same category, close in price, in stock first",
+            responses={404: {"description": "unknown product or shopper"}})
+def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+                state: State,
+                _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))],
+                limit: Annotated[int, Query(ge=1, le=50)] = 8,
+                customer_id: Annotated[str | None, Query(
+                    min_length=1, max_length=MAX_ID_LENGTH,
+                    description="apply this shopper's diet and allergies (with consent)")] = None,
+                ) -> SimilarResponse:
+    conn = state.reads.get()
+    restrictions: tuple[str, ...] = ()
+    allergens: tuple[str, ...] = ()
+    if customer_id is not None:
+        try:
+            profile = profiles.load_profile(conn, customer_id)
+        except profiles.ShopperNotFound:
+            raise UnknownCustomer(f"no shopper {customer_id!r} in this store") from None
+        if profile.consent_personalization:
+            restrictions, allergens = profile.dietary_restrictions, profile.allergens
+    try:
+        target, found = similar_products(conn, product_id, limit, restrictions, allergens)
+    except ProductNotFound:
+        raise UnknownProduct(f"no product {product_id!r} in this store's catalog") from None
+    return SimilarResponse(product=ProductOut.of(target),
+                           similar=[ProductOut.of(p) for p in found],
+                           filtered_for_diet=bool(restrictions or allergens))

@@ -1,0 +1,42 @@
+"""Staff insights (consent-gated) and similar products (diet-aware)."""
+
+from __future__ import annotations
+
+from tests.api.conftest import Store, seed_catalog
+
+
+def test_staff_sees_insights_of_a_consenting_shopper(weekly_shopper: Store) -> None:
+    insights = weekly_shopper.get("/v1/staff/shoppers/C-WEEKLY/insights", role="staff").json()
+    assert insights["visits"] == 6
+    assert insights["favourite_categories"][:2] == ["bread", "milk"]
+    assert insights["segment"]  # a named segment from the bundle's model
+    assert insights["model_version"] == "test-1"
+
+
+def test_insights_need_staff_assist_consent(weekly_shopper: Store) -> None:
+    response = weekly_shopper.get("/v1/staff/shoppers/C-VEGAN/insights", role="staff")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "consent_required"
+
+
+def test_kiosk_cannot_read_insights(weekly_shopper: Store) -> None:
+    assert weekly_shopper.get("/v1/staff/shoppers/C-WEEKLY/insights",
+                              role="kiosk").status_code == 403
+
+
+def test_similar_products_respect_the_shoppers_diet(store: Store) -> None:
+    seed_catalog(store.db_path)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(store.db_path)
+    db["products"].insert_all([
+        {"product_id": "MILK2", "name": "Organic milk 1 l", "category": "milk", "price": 1.3,
+         "allergens": '["milk"]', "diets": '["vegetarian"]'},
+        {"product_id": "MILK3", "name": "Milk 4 pints", "category": "milk", "price": 2.9,
+         "allergens": '["milk"]', "diets": '["vegetarian"]'}])
+    db.close()
+    similar = store.get("/v1/products/MILK/similar").json()
+    assert [p["product_id"] for p in similar["similar"]] == ["MILK2", "MILK3"]
+    vegan = store.get("/v1/products/MILK/similar", customer_id="C-VEGAN").json()
+    assert vegan["similar"] == [] and vegan["filtered_for_diet"] is True
+    assert store.get("/v1/products/NOPE/similar").status_code == 404
