@@ -1,0 +1,306 @@
+"""Serving latency: a realistic request mix at a fixed rate while the store ingests events.
+
+    python benchmarks/serving.py [--shoppers 20000] [--days 46] [--rate 300] [--duration 60]
+                                 [--ingest-rate 1000] [--json PATH] [--cache DIR]
+
+Builds (once; cached under --cache) a store of 20,000 shoppers and ~2 million line items of
+history through the real writer path (validation, sales, shopper features), trains a small
+bundle, then runs the agent (`edge-agent run`) and the simulator (`edge-agent simulate`) as
+processes. Requests are sent open-loop on a fixed schedule; latency is measured from the
+scheduled send time, so a slow server cannot hide its queueing. `/healthz` of the same app,
+in the same mix, is the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_for_port
+from edge_agent.demo.catalog import generate_catalog
+from edge_agent.demo.seed import seed_demo_data
+from edge_agent.demo.shoppers import generate_shoppers
+from edge_agent.simulator.history import generate_history
+from edge_agent.storage import open_database
+from edge_agent.storage.event_writer import EventWriter, RawMessage
+
+STORE = "bench-store"
+SEED = 0
+KEYS = {"kiosk": "bench-kiosk-key-000000", "display": "bench-display-key-0000",
+        "staff": "bench-staff-key-000000", "admin": "bench-admin-key-000000"}
+BUILD_BATCH = 2000
+WARMUP_S = 5.0
+# Workers that send requests; enough that a slow reply never delays the next scheduled one.
+CLIENT_THREADS = 48
+REFERENCE = "GET /healthz"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    weight: float
+    role: str
+    path: str  # may contain {customer} and {product}
+
+
+MIX = (
+    Endpoint("GET /v1/shoppers/{id}/shopping-list", 0.30, "kiosk",
+             "/v1/shoppers/{customer}/shopping-list"),
+    Endpoint("GET /v1/shoppers/{id}/purchase-timing", 0.10, "kiosk",
+             "/v1/shoppers/{customer}/purchase-timing"),
+    Endpoint("GET /v1/shoppers/lookup", 0.10, "kiosk",
+             "/v1/shoppers/lookup?loyalty_number={loyalty}"),
+    Endpoint("GET /v1/trending", 0.15, "display", "/v1/trending"),
+    Endpoint("GET /v1/products/{id}/similar", 0.10, "kiosk", "/v1/products/{product}/similar"),
+    Endpoint("GET /v1/staff/restock-alerts", 0.05, "staff", "/v1/staff/restock-alerts"),
+    Endpoint("GET /v1/staff/shoppers/{id}/insights", 0.05, "staff",
+             "/v1/staff/shoppers/{customer}/insights"),
+    Endpoint(REFERENCE, 0.15, "kiosk", "/healthz"),
+)
+
+
+# ------------------------------------------------------------------------------ the store
+def build_store(db_path: Path, shoppers: int, days: int) -> dict[str, int]:
+    """Catalog, shoppers and their purchase history, written through the real writer."""
+    catalog = generate_catalog(SEED, 3000)
+    people = generate_shoppers(catalog, shoppers, SEED)
+    db = open_database(db_path, synchronous="NORMAL")
+    seed_demo_data(db, catalog, people)
+    writer = EventWriter(db, store_id=STORE, max_payload_bytes=1 << 20,
+                         dead_letter_max_raw_bytes=1024)
+    batch: list[RawMessage] = []
+    sales = lines = 0
+    for event, register in generate_history(catalog, people, store_id=STORE, days=days,
+                                            seed=SEED):
+        batch.append(RawMessage(f"stores/{STORE}/pos/{register}",
+                                event.model_dump_json().encode()))
+        sales += 1
+        lines += len(event.items)
+        if len(batch) >= BUILD_BATCH:
+            writer.write_batch(batch)
+            batch = []
+    if batch:
+        writer.write_batch(batch)
+    db.close()
+    return {"shoppers": shoppers, "sales": sales, "line_items": lines}
+
+
+def cached_store(cache: Path, shoppers: int, days: int) -> tuple[Path, dict[str, int]]:
+    key = f"store-{shoppers}-{days}-{SEED}"
+    db_path, summary_path = cache / f"{key}.db", cache / f"{key}.json"
+    if not summary_path.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        print(f"building the store ({shoppers} shoppers, {days} days of history) ...",
+              flush=True)
+        summary = build_store(db_path, shoppers, days)
+        summary["build_s"] = round(time.time() - started)
+        summary_path.write_text(json.dumps(summary))
+    return db_path, json.loads(summary_path.read_text())
+
+
+def train_bundle(workdir: Path) -> tuple[Path, Path]:
+    from models.bundle import build_bundle, generate_keypair, load_private_key
+    from models.timing.synthetic import generate
+    from models.training import train_all
+
+    private_key, public_key = generate_keypair(workdir / "keys")
+    train_all(generate(seed=SEED), workdir / "models", ranker=True)
+    bundle = build_bundle(workdir / "models", workdir / "bundle",
+                          load_private_key(private_key), version="bench-1")
+    return bundle, public_key
+
+
+def sample_targets(db_path: Path, count: int = 2000) -> dict[str, list[str]]:
+    conn = sqlite3.connect(db_path)
+    try:
+        customers = conn.execute(
+            "SELECT c.customer_id, c.loyalty_number FROM customers c JOIN shopper_features f"
+            " USING (customer_id) WHERE c.consent_personalization AND c.consent_staff_assist"
+            " ORDER BY random() LIMIT ?", (count,)).fetchall()
+        products = [r[0] for r in conn.execute(
+            "SELECT product_id FROM products ORDER BY random() LIMIT ?", (count,))]
+    finally:
+        conn.close()
+    return {"customer": [c for c, _ in customers], "loyalty": [n for _, n in customers],
+            "product": products}
+
+
+# ------------------------------------------------------------------------------ the load
+@dataclass
+class Sample:
+    endpoint: str
+    latency_ms: float
+    status: int
+
+
+class LoadGenerator:
+    def __init__(self, port: int, targets: dict[str, list[str]], seed: int = 1) -> None:
+        self._port = port
+        self._targets = targets
+        self._rng = random.Random(seed)
+        self._local = threading.local()
+        self.samples: list[Sample] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=10)
+            self._local.conn = conn
+        return conn
+
+    def _request(self, endpoint: Endpoint, path: str, scheduled: float, record: bool) -> None:
+        status = 0
+        try:
+            conn = self._connection()
+            conn.request("GET", path, headers={"X-API-Key": KEYS[endpoint.role]})
+            response = conn.getresponse()
+            response.read()
+            status = response.status
+        except (OSError, http.client.HTTPException):
+            self._local.conn = None
+        latency_ms = (time.perf_counter() - scheduled) * 1000
+        if record:
+            with self._lock:
+                self.samples.append(Sample(endpoint.name, latency_ms, status))
+
+    def run(self, rate: float, duration_s: float, record: bool) -> None:
+        weights = [e.weight for e in MIX]
+        interval = 1.0 / rate
+        start = time.perf_counter()
+        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
+            n = 0
+            while (scheduled := start + n * interval) < start + duration_s:
+                delay = scheduled - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                endpoint = self._rng.choices(MIX, weights)[0]
+                pick = {k: self._rng.choice(v) for k, v in self._targets.items()}
+                path = endpoint.path.format(**pick)
+                pool.submit(self._request, endpoint, path, scheduled, record)
+                n += 1
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
+
+
+def summarize(samples: list[Sample], duration_s: float) -> list[dict[str, float | str | int]]:
+    by_endpoint: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_endpoint[sample.endpoint].append(sample)
+    rows = []
+    for endpoint in [e.name for e in MIX]:
+        group = by_endpoint.get(endpoint, [])
+        latencies = [s.latency_ms for s in group if s.status == 200]
+        rows.append({"endpoint": endpoint, "requests": len(group),
+                     "rps": round(len(group) / duration_s, 1),
+                     "errors": sum(1 for s in group if s.status != 200),
+                     "p50_ms": round(percentile(latencies, 50), 2),
+                     "p95_ms": round(percentile(latencies, 95), 2),
+                     "p99_ms": round(percentile(latencies, 99), 2),
+                     "max_ms": round(max(latencies, default=0.0), 2)})
+    return rows
+
+
+def print_table(rows: list[dict], context: dict) -> None:
+    reference = next(r for r in rows if r["endpoint"] == REFERENCE)
+    print(f"store: {context['shoppers']:,} shoppers, {context['line_items']:,} line items "
+          f"({context['sales']:,} sales); offered {context['rate']} req/s for "
+          f"{context['duration_s']} s; ingest {context['ingest_events_per_s']:,.0f} events/s "
+          f"committed during the run")
+    header = (f"| {'endpoint':40} | {'req':>6} | {'req/s':>6} | {'err':>4} | {'p50 ms':>7} | "
+              f"{'p95 ms':>7} | {'p99 ms':>7} | {'max ms':>7} | {'p99/ref':>7} |")
+    print(header)
+    print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
+    for r in rows:
+        ratio = r["p99_ms"] / reference["p99_ms"] if reference["p99_ms"] else float("nan")
+        print(f"| {r['endpoint']:40} | {r['requests']:>6} | {r['rps']:>6} | {r['errors']:>4} | "
+              f"{r['p50_ms']:>7.2f} | {r['p95_ms']:>7.2f} | {r['p99_ms']:>7.2f} | "
+              f"{r['max_ms']:>7.2f} | {ratio:>7.2f} |")
+
+
+# ------------------------------------------------------------------------------ the run
+def _events(db_path: Path) -> int:
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shoppers", type=int, default=20_000)
+    parser.add_argument("--days", type=int, default=46)
+    parser.add_argument("--rate", type=float, default=300.0, help="requests per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured")
+    parser.add_argument("--ingest-rate", type=float, default=1000.0, help="events per second")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "edge-bench")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+
+    store_db, summary = cached_store(args.cache, args.shoppers, args.days)
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        work = Path(tmp)
+        db_path = work / "edge.db"
+        shutil.copy(store_db, db_path)
+        bundle, public_key = train_bundle(work)
+        targets = sample_targets(db_path)
+        port = free_port()
+        with MosquittoBroker(config_dir=work / "mosquitto",
+                             config=MosquittoConfig(persistence=False)) as broker:
+            env = {**os.environ, "EDGE_API_KEYS": json.dumps(
+                [{"name": f"bench-{r}", "role": r, "key": k} for r, k in KEYS.items()]),
+                "EDGE_MODEL_PUBLIC_KEY": str(public_key), "EDGE_MODEL_BUNDLE": str(bundle)}
+            agent = subprocess.Popen(
+                [sys.executable, "-m", "edge_agent.cli", "run", "--store-id", STORE,
+                 "--broker", broker.url, "--db", str(db_path), "--port", str(port),
+                 "--log-level", "WARNING"], env=env, stdin=subprocess.DEVNULL)
+            simulator = None
+            try:
+                if not wait_for_port("127.0.0.1", port, timeout=120):
+                    raise RuntimeError("the agent did not start serving")
+                simulator = subprocess.Popen(
+                    [sys.executable, "-m", "edge_agent.cli", "simulate", "--store-id", STORE,
+                     "--broker", broker.url, "--rate", str(args.ingest_rate),
+                     "--shoppers", str(min(args.shoppers, 2000)), "--seed", str(SEED),
+                     "--log-level", "WARNING"], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL)
+                load = LoadGenerator(port, targets)
+                load.run(args.rate, WARMUP_S, record=False)
+                events_before, started = _events(db_path), time.time()
+                load.run(args.rate, args.duration, record=True)
+                ingest_rate = (_events(db_path) - events_before) / (time.time() - started)
+            finally:
+                for process in (simulator, agent):
+                    if process is not None:
+                        process.terminate()
+                        process.wait(30)
+    rows = summarize(load.samples, args.duration)
+    context = {**summary, "rate": args.rate, "duration_s": args.duration,
+               "ingest_events_per_s": round(ingest_rate),
+               "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    print_table(rows, context)
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": "serving", "context": context,
+                                         "endpoints": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Docs that cannot drift: every HTTP endpoint and CLI command appears in the README."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from edge_agent.api.app import create_app
+from edge_agent.cli import build_parser
+from edge_agent.settings import load_settings
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def _endpoints() -> list[str]:
+    app = create_app(load_settings(broker="mqtt://127.0.0.1:1"))
+    return sorted(f"{method} {path}" for path, item in app.openapi()["paths"].items()
+                  for method in (m.upper() for m in item))
+
+
+@pytest.mark.parametrize("endpoint", _endpoints())
+def test_every_endpoint_is_in_the_readme(endpoint: str) -> None:
+    method, path = endpoint.split(" ", 1)
+    assert re.search(rf"`{method} {re.escape(path)}[`?]", README), f"{endpoint} not in README"
+
+
+def test_every_cli_command_is_in_the_readme() -> None:
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name in commands:
+        assert f"edge-agent {name}" in README, f"`edge-agent {name}` not in README"
