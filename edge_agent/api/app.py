@@ -20,6 +20,7 @@ from edge_agent.api.routes import (
     feedback,
     health,
     products,
+    recommendations,
     shoppers,
     staff,
     store,
@@ -61,7 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
                               "store, served from the store itself. Send `X-API-Key`.")
     install_error_handlers(app)
     install_latency_metrics(app, agent.metrics.registry)
-    for module in (health, store, shoppers, products, staff, feedback, admin):
+    for module in (health, store, shoppers, recommendations, products, staff, feedback,
+                   admin):
         app.include_router(module.router)
     # The pages call the API from the same origin, so no CORS is needed.
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge_agent.features.shopper import SaleLine, ShopperFeatures
+from edge_agent.shoppers.recommend import Ranker
 from models.bundle import BundleError, VerifiedBundle
 from models.segments.serving import SegmentAssigner
 from models.timing.serving import TimingPredictor
@@ -29,6 +30,7 @@ class LoadedModels:
     timing: TimingPredictor | None = field(repr=False)
     segments: SegmentAssigner | None = field(repr=False)
     loaded_at: str = ""
+    ranker: Ranker | None = field(default=None, repr=False)
 
     @classmethod
     def from_bundle(cls, bundle: VerifiedBundle, loaded_at: str) -> LoadedModels:

@@ -89,12 +89,12 @@ def seed_catalog(db_path: Path) -> None:
     db.close()
 
 
-def _days_ago(days: float) -> str:
+def days_ago(days: float) -> str:
     return (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _buy(store: Store, customer: str, days_ago: float, *products: str) -> dict:
-    event = pos_event(customer_id=customer, ts=_days_ago(days_ago),
+def buy(store: Store, customer: str, age_days: float, *products: str) -> dict:
+    event = pos_event(customer_id=customer, ts=days_ago(age_days),
                       items=[{"product_id": p, "quantity": 1, "unit_price": 2.0}
                              for p in products], total=2.0 * len(products))
     store.publisher.event(event)
@@ -105,9 +105,9 @@ def _buy(store: Store, customer: str, days_ago: float, *products: str) -> dict:
 def weekly_shopper(store: Store) -> Store:
     """C-WEEKLY buys milk and bread every week (last a week ago), laundry monthly."""
     seed_catalog(store.db_path)
-    sent = [_buy(store, "C-WEEKLY", days, "MILK", "BREAD") for days in (28, 21, 14, 7)]
-    sent += [_buy(store, "C-WEEKLY", days, "SOAP") for days in (33, 3)]
-    sent += [_buy(store, "C-VEGAN", days, "MILK", "OAT") for days in (28, 21, 14, 7)]
+    sent = [buy(store, "C-WEEKLY", days, "MILK", "BREAD") for days in (28, 21, 14, 7)]
+    sent += [buy(store, "C-WEEKLY", days, "SOAP") for days in (33, 3)]
+    sent += [buy(store, "C-VEGAN", days, "MILK", "OAT") for days in (28, 21, 14, 7)]
     wait_until(lambda: count(store.db_path, "SELECT count(*) FROM events") == len(sent),
                what="the sales")
     return store

@@ -72,9 +72,10 @@ def test_onnx_scores_match_sklearn_and_keep_top_k_order(fitted) -> None:
 
 def test_serving_from_incremental_state_matches_offline_ranking(tmp_path: Path) -> None:
     ds = generate_baskets(n_users=150, n_items=100, seed=11)
-    model, summary = train_ranker(ds, FAST)
-    assert summary["trees"] >= 1
-    write_artifacts(model, ds.item_ids, tmp_path, summary, ds.category_names)
+    trained = train_ranker(ds, FAST)
+    model = trained.model
+    assert trained.summary["trees"] >= 1
+    write_artifacts(model, ds.item_ids, tmp_path, trained.summary, ds.category_names)
     serving = NbrServingModel.load(tmp_path)
     task = make_task(filter_dataset(ds))  # the same history the ranker was fitted on
     for u in (0, 5, 42):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from models.features.timing import (
 )
 from models.timing.data import TimingDataError, replay
 from models.timing.evaluate import TimingRun, TimingSplit, category_priors, train_and_evaluate
-from models.timing.model import TimingModelConfig
+from models.timing.model import TimingModel, TimingModelConfig
 from models.timing.predict import condition_on_elapsed, gap_cdf, predictions
 from models.timing.synthetic import generate
 
@@ -122,8 +123,6 @@ def test_category_prior_falls_back_for_small_categories() -> None:
 
 
 def test_dataset_without_timestamps_is_refused(synthetic: BasketDataset) -> None:
-    from dataclasses import replace
-
     with pytest.raises(TimingDataError, match="timestamp"):
         replay(replace(synthetic, ts=np.full(synthetic.n_rows, np.nan)))
 
@@ -157,3 +156,17 @@ def test_urgency_grows_as_the_cycle_passes() -> None:
     assert np.all(np.diff(remaining[:4, 1]) < 0)
     p = predictions(q, np.array([10.0]))[0]
     assert p.urgency == pytest.approx(0.5) and 0 < p.days_until < 10
+
+
+def test_recency_weights_follow_the_newer_habit() -> None:
+    """Old rows (a 5-day cycle, 60%) give way to recent ones (20 days) when weighted."""
+    rng = np.random.default_rng(0)
+    n_old, n_new = 1200, 800
+    x = rng.normal(size=(n_old + n_new, len(FEATURE_NAMES))).astype(np.float32)
+    t = T0 + DAY * np.r_[rng.uniform(0, 100, n_old), rng.uniform(200, 300, n_new)]
+    gap = np.r_[np.full(n_old, 5.0), np.full(n_new, 20.0)]
+    config = TimingModelConfig(max_iter=30, min_samples_leaf=20, recency_half_life_days=20.0)
+    weighted = TimingModel.fit(x, gap, config, times=t).predict_quantiles(x[:50])
+    plain = TimingModel.fit(x, gap, replace(config, recency_half_life_days=None), times=t)
+    assert np.median(weighted[:, 1]) > 15.0
+    assert np.median(plain.predict_quantiles(x[:50])[:, 1]) < 10.0

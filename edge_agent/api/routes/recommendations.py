@@ -1,0 +1,80 @@
+"""Recommendations for a shopper, per context (kiosk, display, handheld).
+
+With consent and a ranker, they are personal; otherwise (no consent, no sales yet, no ranker
+in the loaded bundle) they are the store's popular products, and `personalized` says so.
+An unknown shopper is a 404."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel
+
+from edge_agent.api.auth import Caller, allow
+from edge_agent.api.errors import UnknownCustomer
+from edge_agent.api.routes import API_PREFIX
+from edge_agent.api.state import ServingState, serving_state
+from edge_agent.shoppers import profile as profiles
+from edge_agent.shoppers.recommend import (
+    Context,
+    personal_recommendations,
+    popular_recommendations,
+)
+from models.events import MAX_ID_LENGTH, utc_now
+
+router = APIRouter(prefix=f"{API_PREFIX}/shoppers", tags=["shoppers"])
+State = Annotated[ServingState, Depends(serving_state)]
+# How many items each kind of screen shows by default.
+DEFAULT_LIMIT: dict[str, int] = {"kiosk": 10, "display": 4, "handheld": 6}
+
+
+class RecommendedItem(BaseModel):
+    product_id: str
+    name: str
+    category: str
+    price: float | None
+    score: float
+    reason: str
+    tags: list[str]
+    model_version: str | None
+
+
+class RecommendationsResponse(BaseModel):
+    customer_id: str
+    context: Context
+    personalized: bool
+    items: list[RecommendedItem]
+
+
+@router.get("/{customer_id}/recommendations", response_model=RecommendationsResponse,
+            summary="Recommendations for a shopper; non-personal without consent",
+            responses={404: {"description": "unknown shopper"}})
+def get_recommendations(
+        customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+        state: State,
+        _caller: Annotated[Caller, Depends(allow("kiosk", "display", "staff"))],
+        context: Context = "kiosk",
+        limit: Annotated[int | None, Query(ge=1, le=50)] = None) -> RecommendationsResponse:
+    conn = state.reads.get()
+    try:
+        profile = profiles.load_profile(conn, customer_id)
+    except profiles.ShopperNotFound:
+        raise UnknownCustomer(f"no shopper {customer_id!r} in this store") from None
+    models = state.models.current
+    count = limit or DEFAULT_LIMIT[context]
+    now = utc_now()
+    ranker = models.ranker if models is not None else None
+    personal = (profile.consent_personalization and ranker is not None
+                and profile.features is not None)
+    if personal:
+        found = personal_recommendations(conn, profile, ranker, now, count)  # type: ignore[arg-type]
+    else:
+        found = popular_recommendations(conn, now, count, profile)
+    version = models.version if personal and models is not None else None
+    return RecommendationsResponse(
+        customer_id=customer_id, context=context, personalized=personal,
+        items=[RecommendedItem(product_id=r.product.product_id, name=r.product.name,
+                               category=r.product.category, price=r.product.price,
+                               score=r.score, reason=r.reason, tags=list(r.tags),
+                               model_version=version) for r in found])

@@ -1,0 +1,114 @@
+"""Recommendations: the ranker's candidates for a shopper, then the store's rules — diet and
+allergens, nothing out of stock, variety across categories — and a reason for each."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+from edge_agent.shoppers.catalog import Product, products_by_id
+from edge_agent.shoppers.profile import Profile
+from models.events import format_ts
+from models.features.nbr import ShopperState
+
+Context = Literal["kiosk", "display", "handheld"]
+DAY_S = 86400.0
+# How many ranked candidates to read before the rules filter them: the rules may drop many
+# (a vegan shopper, an empty dairy aisle) and there must still be enough left.
+CANDIDATES = 60
+# Variety: a list of five yogurts helps nobody.
+MAX_PER_CATEGORY = 2
+# Popularity window for shoppers who get non-personal results.
+POPULAR_DAYS = 7
+
+
+class Ranker(Protocol):
+    def recommend(self, state: ShopperState, now: float, k: int = 10
+                  ) -> list[tuple[str, float]]: ...
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    product: Product
+    score: float
+    reason: str
+    tags: tuple[str, ...]
+
+
+def personal_recommendations(conn: sqlite3.Connection, profile: Profile, ranker: Ranker,
+                             now: datetime, limit: int) -> list[Recommendation]:
+    assert profile.features is not None
+    state = profile.features.baskets
+    ranked = ranker.recommend(state, now.timestamp(), k=CANDIDATES)
+    products = products_by_id(conn, [pid for pid, _ in ranked])
+    chosen = []
+    for product_id, score in ranked:
+        product = products.get(product_id)
+        if product is None or not _allowed(product, profile):
+            continue
+        history = state.items.get(product_id)
+        reason, tags = _why(product, history, now)
+        chosen.append(Recommendation(product, round(score, 4), reason, tags))
+    return _diverse(chosen, limit)
+
+
+def popular_recommendations(conn: sqlite3.Connection, now: datetime, limit: int,
+                            profile: Profile | None = None) -> list[Recommendation]:
+    """Non-personal: what sells most in this store lately (diet still applies when the
+    shopper has consented to us knowing it)."""
+    since = format_ts(datetime.fromtimestamp(now.timestamp() - POPULAR_DAYS * DAY_S, now.tzinfo))
+    rows = conn.execute(
+        "SELECT i.product_id, COUNT(*) AS baskets FROM transactions t"
+        " JOIN transaction_items i USING (transaction_id) WHERE t.ts >= ?"
+        " GROUP BY i.product_id ORDER BY baskets DESC, i.product_id LIMIT ?",
+        (since, CANDIDATES * 2)).fetchall()
+    products = products_by_id(conn, [r[0] for r in rows])
+    top = max((r[1] for r in rows), default=1)
+    chosen = []
+    for product_id, baskets in rows:
+        product = products.get(product_id)
+        if product is None or not product.in_stock:
+            continue
+        if profile is not None and profile.consent_personalization and not _allowed(
+                product, profile):
+            continue
+        chosen.append(Recommendation(product, round(baskets / top, 4),
+                                     "Popular in this store this week", ("popular",)))
+    return _diverse(chosen, limit)
+
+
+def _allowed(product: Product, profile: Profile) -> bool:
+    return product.in_stock and product.suits(profile.dietary_restrictions, profile.allergens)
+
+
+def _why(product: Product, history: object, now: datetime) -> tuple[str, tuple[str, ...]]:
+    if history is None:
+        return (f"Shoppers with baskets like yours buy this {product.category}",
+                ("new-for-you",))
+    count = history.count  # type: ignore[attr-defined]
+    first_t, last_t = history.first_t, history.last_t  # type: ignore[attr-defined]
+    since_days = round((now.timestamp() - last_t) / DAY_S) if math.isfinite(last_t) else None
+    if count >= 2 and math.isfinite(first_t) and last_t > first_t:
+        gap = max(1, round((last_t - first_t) / DAY_S / (count - 1)))
+        due = since_days is not None and since_days >= gap
+        when = f"last bought {since_days} days ago" if since_days else "last bought today"
+        return (f"You buy this about every {gap} days; {when}",
+                ("usual", "due") if due else ("usual",))
+    return ("You bought this before", ("bought-before",))
+
+
+def _diverse(candidates: list[Recommendation], limit: int) -> list[Recommendation]:
+    per_category: dict[str, int] = {}
+    chosen = []
+    for item in candidates:
+        seen = per_category.get(item.product.category, 0)
+        if seen >= MAX_PER_CATEGORY:
+            continue
+        per_category[item.product.category] = seen + 1
+        chosen.append(item)
+        if len(chosen) == limit:
+            break
+    return chosen
