@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # The store's layout: a shipped one by name (convenience, supermarket, hypermarket) or
+    # the path of a layout file (docs/store-layouts.md).
+    layout: str = "supermarket"
+    # How often routes are re-priced from zone.traffic head counts.
+    congestion_interval_s: float = Field(default=15.0, gt=0)
     # Models: bundles must verify against the fleet public key (Ed25519 PEM). `model_bundle`
     # is loaded at start; a newer bundle appearing in `model_bundle_dir` is loaded when seen.
     model_public_key: Path | None = None
@@ -126,6 +131,17 @@ class Settings(BaseSettings):
         if value:
             parse_broker_url(value)
         return value or None
+
+    @field_validator("layout")
+    @classmethod
+    def _layout_loads(cls, value: str) -> str:
+        from store_layouts import LayoutError, load_layout
+
+        try:
+            load_layout(value)
+        except (LayoutError, OSError) as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @property
     def broker_address(self) -> BrokerAddress | None:

@@ -17,6 +17,7 @@ from edge_agent.api.errors import install_error_handlers
 from edge_agent.api.observability import install_latency_metrics
 from edge_agent.api.routes import (
     admin,
+    displays,
     feedback,
     health,
     products,
@@ -24,11 +25,13 @@ from edge_agent.api.routes import (
     shoppers,
     staff,
     store,
+    wayfinding,
 )
 from edge_agent.api.state import ServingState
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.modeling.watcher import BundleWatcher
 from edge_agent.settings import Settings
+from edge_agent.wayfinding import CongestionUpdater, StoreMap
 from kiosk_ui import STATIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -43,14 +46,19 @@ def create_app(settings: Settings) -> FastAPI:
         agent.start()
         reads = ReadConnections(settings.db)
         registry = ModelRegistry(settings.model_public_key)
+        store_map = StoreMap(settings.layout)
         app.state.serving = ServingState(settings=settings, agent=agent, reads=reads,
-                                         keyring=KeyRing(settings.api_keys), models=registry)
+                                         keyring=KeyRing(settings.api_keys), models=registry,
+                                         store_map=store_map)
+        congestion = CongestionUpdater(store_map, reads.get, settings.congestion_interval_s)
+        congestion.start()
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
         watcher = _start_models(settings, registry)
         try:
             yield
         finally:
+            congestion.stop()
             if watcher is not None:
                 watcher.stop()
             reads.close()
@@ -62,8 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
                               "store, served from the store itself. Send `X-API-Key`.")
     install_error_handlers(app)
     install_latency_metrics(app, agent.metrics.registry)
-    for module in (health, store, shoppers, recommendations, products, staff, feedback,
-                   admin):
+    for module in (health, store, shoppers, recommendations, wayfinding, displays, products,
+                   staff, feedback, admin):
         app.include_router(module.router)
     # The pages call the API from the same origin, so no CORS is needed.
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")

@@ -12,6 +12,7 @@ from edge_agent.api.cache import TtlCache
 from edge_agent.api.database import ReadConnections
 from edge_agent.modeling.registry import ModelRegistry
 from edge_agent.settings import Settings
+from edge_agent.wayfinding import StoreMap
 
 
 @dataclass
@@ -21,6 +22,7 @@ class ServingState:
     reads: ReadConnections
     keyring: KeyRing
     models: ModelRegistry
+    store_map: StoreMap
     cache: TtlCache = field(default_factory=TtlCache)
 
 

@@ -170,3 +170,18 @@ def test_recency_weights_follow_the_newer_habit() -> None:
     plain = TimingModel.fit(x, gap, replace(config, recency_half_life_days=None), times=t)
     assert np.median(weighted[:, 1]) > 15.0
     assert np.median(plain.predict_quantiles(x[:50])[:, 1]) < 10.0
+
+
+def test_calibration_recentres_the_median_on_later_rows() -> None:
+    """Habits drifted after training (gaps 10 -> 14 days): the median follows, per bucket."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2400, len(FEATURE_NAMES))).astype(np.float32)
+    x[:, FEATURE_NAMES.index("log_count")] = np.log1p(rng.integers(1, 40, 2400))
+    noise = np.exp(0.2 * rng.normal(size=2400))
+    config = TimingModelConfig(max_iter=30, min_samples_leaf=20)
+    model = TimingModel.fit(x[:1200], 10.0 * noise[:1200], config)
+    later = 14.0 * noise[1200:]
+    model.calibrate(x[1200:], later)
+    q = model.predict_quantiles(x[1200:])
+    assert np.mean(later < q[:, 1]) == pytest.approx(0.5, abs=0.05)
+    assert np.all(model.offsets.table[:, 1] > 0.2)  # log(14 / 10) = 0.34

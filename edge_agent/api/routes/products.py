@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.errors import UnknownCustomer, UnknownProduct
+from edge_agent.api.errors import UnknownProduct
+from edge_agent.api.personal import shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
@@ -55,10 +56,8 @@ def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_
     restrictions: tuple[str, ...] = ()
     allergens: tuple[str, ...] = ()
     if customer_id is not None:
-        try:
+        with shopper_errors():
             profile = profiles.load_profile(conn, customer_id)
-        except profiles.ShopperNotFound:
-            raise UnknownCustomer(f"no shopper {customer_id!r} in this store") from None
         if profile.consent_personalization:
             restrictions, allergens = profile.dietary_restrictions, profile.allergens
     try:

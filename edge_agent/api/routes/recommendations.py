@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.errors import UnknownCustomer
+from edge_agent.api.personal import shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
@@ -57,10 +57,8 @@ def get_recommendations(
         context: Context = "kiosk",
         limit: Annotated[int | None, Query(ge=1, le=50)] = None) -> RecommendationsResponse:
     conn = state.reads.get()
-    try:
+    with shopper_errors():
         profile = profiles.load_profile(conn, customer_id)
-    except profiles.ShopperNotFound:
-        raise UnknownCustomer(f"no shopper {customer_id!r} in this store") from None
     models = state.models.current
     count = limit or DEFAULT_LIMIT[context]
     now = utc_now()

@@ -4,8 +4,6 @@ per category, the shopping list. Personal answers need the shopper's consent (40
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -13,10 +11,9 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.errors import ConsentRequired, NotReady, UnknownCustomer
+from edge_agent.api.personal import current_models, shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
-from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.timing import category_timings, shopping_list
 from models.events import MAX_ID_LENGTH, utc_now
@@ -69,29 +66,12 @@ class ShoppingListResponse(BaseModel):
     items: list[ListItemOut]
 
 
-@contextmanager
-def _shopper_errors() -> Iterator[None]:
-    try:
-        yield
-    except profiles.ShopperNotFound as exc:
-        raise UnknownCustomer(f"no shopper {exc.args[0]!r} in this store") from None
-    except profiles.NoConsent as exc:
-        raise ConsentRequired(str(exc)) from None
-
-
-def _models(state: ServingState) -> LoadedModels:
-    models = state.models.current
-    if models is None:
-        raise NotReady("no model is loaded yet; personal answers are unavailable")
-    return models
-
-
 @router.get("/lookup", response_model=ShopperRef, summary="Find a shopper by loyalty number",
             responses={404: {"description": "no shopper with that number"}})
 def lookup(state: State, _caller: KioskOrStaff,
            loyalty_number: Annotated[str, Query(min_length=4, max_length=32,
                                                 pattern=r"^[0-9A-Za-z-]+$")]) -> ShopperRef:
-    with _shopper_errors():
+    with shopper_errors():
         return ShopperRef(customer_id=profiles.customer_for_loyalty_number(
             state.reads.get(), loyalty_number))
 
@@ -101,8 +81,8 @@ def lookup(state: State, _caller: KioskOrStaff,
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
 def purchase_timing(customer_id: CustomerId, state: State,
                     _caller: KioskOrStaff) -> TimingResponse:
-    models = _models(state)
-    with _shopper_errors():
+    models = current_models(state)
+    with shopper_errors():
         profile = profiles.load_profile(state.reads.get(), customer_id)
         profiles.require_personalization(profile)
     timings = category_timings(profile, models, utc_now())
@@ -119,9 +99,9 @@ def purchase_timing(customer_id: CustomerId, state: State,
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
 def get_shopping_list(customer_id: CustomerId, state: State,
                       _caller: KioskOrStaff) -> ShoppingListResponse:
-    models = _models(state)
+    models = current_models(state)
     conn = state.reads.get()
-    with _shopper_errors():
+    with shopper_errors():
         profile = profiles.load_profile(conn, customer_id)
         profiles.require_personalization(profile)
     items = []

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.errors import ConsentRequired, UnknownCustomer
+from edge_agent.api.personal import shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.queries.restock import restock_alerts
@@ -70,13 +70,9 @@ class InsightsOut(BaseModel):
 def get_insights(customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
                  state: State, _caller: Annotated[Caller, Depends(allow("staff"))]
                  ) -> InsightsOut:
-    try:
+    with shopper_errors():
         profile = profiles.load_profile(state.reads.get(), customer_id)
         profiles.require_staff_assist(profile)
-    except profiles.ShopperNotFound:
-        raise UnknownCustomer(f"no shopper {customer_id!r} in this store") from None
-    except profiles.NoConsent as exc:
-        raise ConsentRequired(str(exc)) from None
     models = state.models.current
     found = shopper_insights(profile, models, utc_now())
     return InsightsOut(**{**asdict(found),

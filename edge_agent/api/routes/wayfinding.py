@@ -1,0 +1,116 @@
+"""The store map and shortest walks: for a list of products, or for a shopper's list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, Field
+
+from edge_agent.api.auth import Caller, allow
+from edge_agent.api.personal import current_models, shopper_errors
+from edge_agent.api.routes import API_PREFIX
+from edge_agent.api.state import ServingState, serving_state
+from edge_agent.shoppers import profile as profiles
+from edge_agent.shoppers.timing import shopping_list
+from models.events import MAX_ID_LENGTH, utc_now
+from store_layouts import Route
+
+router = APIRouter(prefix=API_PREFIX, tags=["wayfinding"])
+State = Annotated[ServingState, Depends(serving_state)]
+NOT_IN_CATALOG = "not in this store's catalog"
+# A trolley of 200 different products is already a big shop; beyond that is a mistake.
+MAX_ROUTE_ITEMS = 200
+
+
+class RouteItemOut(BaseModel):
+    item_id: str
+    category: str
+    shelf_id: str
+
+
+class RouteStopOut(BaseModel):
+    number: int
+    node: str
+    x: float
+    y: float
+    temperature: str
+    shelves: list[str]
+    items: list[RouteItemOut]
+    distance_from_previous_m: float
+
+
+class NotFoundOut(BaseModel):
+    item_id: str
+    category: str | None
+    reason: str
+
+
+class RouteOut(BaseModel):
+    layout_id: str
+    entrance: str | None
+    checkout: str | None
+    stops: list[RouteStopOut]
+    distance_m: float
+    walking_time_s: float
+    polyline: list[tuple[float, float]]
+    not_found: list[NotFoundOut]
+    optimal: bool
+    planning_ms: float
+
+
+class RouteRequest(BaseModel):
+    product_ids: Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]],
+                           Field(min_length=1, max_length=MAX_ROUTE_ITEMS)]
+    avoid_congestion: bool = True
+
+
+def _route_out(route: Route, unknown: list[str]) -> RouteOut:
+    data: dict[str, Any] = route.to_dict()
+    data["not_found"] = [*data["not_found"], *({"item_id": pid, "category": None,
+                                                "reason": NOT_IN_CATALOG} for pid in unknown)]
+    return RouteOut(**data)
+
+
+def plan_for_products(state: ServingState, product_ids: list[str],
+                      avoid_congestion: bool = True) -> RouteOut:
+    ids = list(dict.fromkeys(product_ids))
+    conn = state.reads.get()
+    marks = ",".join("?" * len(ids))
+    categories = dict(conn.execute(
+        f"SELECT product_id, category FROM products WHERE product_id IN ({marks})", ids))
+    items = [(pid, categories[pid]) for pid in ids if pid in categories]
+    route = state.store_map.plan(items, avoid_congestion=avoid_congestion)
+    return _route_out(route, [pid for pid in ids if pid not in categories])
+
+
+@router.get("/store/map", summary="The store's map: outline, fixtures, shelves, doors, zones")
+def store_map(state: State,
+              _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))]
+              ) -> dict[str, Any]:
+    return state.store_map.map_payload()
+
+
+@router.post("/routes", response_model=RouteOut,
+             summary="The shortest walk from an entrance past every product to a checkout, "
+                     "frozen goods last")
+def route_for_products(body: RouteRequest, state: State,
+                       _caller: Annotated[Caller, Depends(allow("kiosk", "staff"))]) -> RouteOut:
+    return plan_for_products(state, body.product_ids, body.avoid_congestion)
+
+
+@router.get("/shoppers/{customer_id}/shopping-list/route", response_model=RouteOut,
+            summary="The walk to collect the shopper's shopping list",
+            responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
+def route_for_shopping_list(
+        customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+        state: State, _caller: Annotated[Caller, Depends(allow("kiosk", "staff"))]) -> RouteOut:
+    models = current_models(state)
+    conn = state.reads.get()
+    with shopper_errors():
+        profile = profiles.load_profile(conn, customer_id)
+        profiles.require_personalization(profile)
+    items = shopping_list(conn, profile, models, utc_now())
+    if not items:
+        return _route_out(state.store_map.plan([]), [])
+    return plan_for_products(state, [item.product.product_id for item in items])

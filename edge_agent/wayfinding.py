@@ -1,0 +1,97 @@
+"""The store's map and route planner, with walking costs kept current from zone traffic."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+from models.events import format_ts, utc_now
+from store_layouts import Layout, Route, RoutePlanner
+
+logger = logging.getLogger(__name__)
+
+# Traffic older than this says nothing about the aisles now.
+TRAFFIC_WINDOW = timedelta(minutes=10)
+
+
+class StoreMap:
+    """Holds the current planner; `refresh_congestion` swaps in one priced by recent traffic
+    (requests read `planner` once, so a swap never affects a route being planned)."""
+
+    def __init__(self, layout_name_or_path: str) -> None:
+        self.base = RoutePlanner.for_layout(layout_name_or_path)
+        self.planner = self.base
+        self._lock = threading.Lock()
+
+    @property
+    def layout(self) -> Layout:
+        return self.base.layout
+
+    def refresh_congestion(self, conn: sqlite3.Connection) -> dict[str, float]:
+        since = format_ts(utc_now() - TRAFFIC_WINDOW)
+        people = {zone: float(count) for zone, count in conn.execute(
+            "SELECT zone_id, people FROM zone_traffic z WHERE ts = (SELECT max(ts) FROM"
+            " zone_traffic WHERE zone_id = z.zone_id) AND ts >= ?", (since,))}
+        known = {zone: count for zone, count in people.items() if zone in self.layout.zones}
+        with self._lock:
+            self.planner = self.base.with_traffic(known)
+        return known
+
+    def plan(self, items: list[tuple[str, str]], avoid_congestion: bool = True) -> Route:
+        return self.planner.plan(items, avoid_congestion=avoid_congestion)
+
+    def zone_categories(self, zone_id: str) -> tuple[str, ...] | None:
+        """Categories on the shelves of a zone; None for a zone this layout lacks."""
+        zone = self.layout.zones.get(zone_id)
+        if zone is None:
+            return None
+        return tuple(sorted({category for shelf in self.layout.shelves.values()
+                             if shelf.node in zone.nodes for category in shelf.categories}))
+
+    def map_payload(self) -> dict[str, Any]:
+        """What a kiosk needs to draw the store: outline, fixtures, shelves, doors, zones."""
+        layout = self.layout
+        nodes = layout.nodes
+        return {
+            "layout_id": layout.id, "name": layout.name, "kind": layout.kind,
+            "bounds": asdict(layout.bounds), "outline": [list(p) for p in layout.outline],
+            "fixtures": [asdict(f) for f in layout.fixtures],
+            "shelves": [{"id": s.id, "name": s.name, "x": nodes[s.node].x,
+                         "y": nodes[s.node].y, "side": s.side,
+                         "temperature": s.temperature, "categories": list(s.categories)}
+                        for s in layout.shelves.values()],
+            "entrances": [{"id": a.id, "name": a.name, "x": nodes[a.node].x,
+                           "y": nodes[a.node].y} for a in layout.entrances.values()],
+            "checkouts": [{"id": a.id, "name": a.name, "x": nodes[a.node].x,
+                           "y": nodes[a.node].y} for a in layout.checkouts.values()],
+            "zones": [{"id": z.id, "name": z.name} for z in layout.zones.values()],
+        }
+
+
+class CongestionUpdater:
+    """Re-prices the walking graph from zone traffic every `interval_s` seconds."""
+
+    def __init__(self, store_map: StoreMap, connect: Any, interval_s: float) -> None:
+        self._map = store_map
+        self._connect = connect
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="congestion", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._interval_s + 5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._map.refresh_congestion(self._connect())
+            except Exception:
+                logger.exception("updating congestion from zone traffic failed")
