@@ -9,7 +9,9 @@ distance lookup, solving, polyline).
 The reference is the Held-Karp optimum when every temperature segment is small enough for
 the exact solver, else the best of OR-Tools guided local search with a long time limit and
 every solver's own tour ("best known"). OR-Tools with a 100 ms limit runs as a comparison;
-its time includes building the model. Needs `ortools` (benchmark-only: the `bench` extra).
+its time includes building the model. Times are wall clock; the CPU columns are this
+process's CPU time (`time.process_time`), which a busy shared machine inflates much less.
+Needs `ortools` (benchmark-only: the `bench` extra).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import statistics
 import sys
@@ -58,6 +61,7 @@ class Cell:
     exact_refs: int = 0
     gaps: dict[str, list[float]] = field(default_factory=dict)
     times_ms: dict[str, list[float]] = field(default_factory=dict)
+    cpu_ms: dict[str, list[float]] = field(default_factory=dict)
 
 
 def solve_ortools(problem: TourProblem, limit_s: float) -> list[int]:
@@ -117,7 +121,7 @@ def run_cell(planner: RoutePlanner, layout: str, n: int, instances: int, ref_lim
     cell = Cell(layout, n)
     names = [*SOLVERS, "ortools_100ms"]
     for name in names:
-        cell.gaps[name], cell.times_ms[name] = [], []
+        cell.gaps[name], cell.times_ms[name], cell.cpu_ms[name] = [], [], []
     for _ in range(instances):
         items = random_items(rng, n)
         problem = planner.problem_for(items)
@@ -125,14 +129,16 @@ def run_cell(planner: RoutePlanner, layout: str, n: int, instances: int, ref_lim
         costs: dict[str, float] = {}
         for name in SOLVERS:
             for rep in range(REPEATS):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 route = planner.plan(items, solver=name)
                 cell.times_ms[name].append((time.perf_counter() - t0) * 1e3)
+                cell.cpu_ms[name].append((time.process_time() - c0) * 1e3)
                 if rep == 0:
                     costs[name] = route.cost_m
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         quick = solve_ortools(problem, COMPARISON_LIMIT_S)
         cell.times_ms["ortools_100ms"].append((time.perf_counter() - t0) * 1e3)
+        cell.cpu_ms["ortools_100ms"].append((time.process_time() - c0) * 1e3)
         costs["ortools_100ms"] = problem.cost(quick)
         try:
             reference = solve_exact(problem).cost
@@ -148,11 +154,12 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-def summarise(cells: list[Cell], instances: int, ref_limit: float) -> dict:
+def summarise(cells: list[Cell], instances: int, ref_limit: float,
+              load: tuple[float, float]) -> dict:
     rows = []
     for cell in cells:
         for name in cell.gaps:
-            gaps, times = cell.gaps[name], cell.times_ms[name]
+            gaps, times, cpu = cell.gaps[name], cell.times_ms[name], cell.cpu_ms[name]
             rows.append({
                 "layout": cell.layout, "items": cell.items, "solver": name,
                 "mean_stops": round(statistics.fmean(cell.stops), 1),
@@ -160,24 +167,28 @@ def summarise(cells: list[Cell], instances: int, ref_limit: float) -> dict:
                 "max_gap_pct": round(max(gaps), 3),
                 "p50_ms": round(percentile(times, 50), 2),
                 "p99_ms": round(percentile(times, 99), 2),
+                "cpu_p50_ms": round(percentile(cpu, 50), 2),
+                "cpu_p99_ms": round(percentile(cpu, 99), 2),
                 "reference": f"exact {cell.exact_refs}/{len(cell.stops)}",
             })
     return {
         "instances_per_cell": instances, "timing_repeats": REPEATS,
         "reference_limit_s": ref_limit, "comparison_limit_s": COMPARISON_LIMIT_S,
-        "python": platform.python_version(), "machine": platform.machine(), "rows": rows,
+        "python": platform.python_version(), "machine": platform.machine(),
+        "cpus": os.cpu_count(), "load_average_1min_start_end": load, "rows": rows,
     }
 
 
 def print_table(summary: dict) -> None:
     header = ("layout", "items", "stops", "solver", "mean gap %", "max gap %", "p50 ms",
-              "p99 ms", "reference")
+              "p99 ms", "CPU p50 ms", "CPU p99 ms", "reference")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
     for r in summary["rows"]:
         print(f"| {r['layout']} | {r['items']} | {r['mean_stops']} | {r['solver']} | "
               f"{r['mean_gap_pct']:.2f} | {r['max_gap_pct']:.2f} | {r['p50_ms']:.1f} | "
-              f"{r['p99_ms']:.1f} | {r['reference']} |")
+              f"{r['p99_ms']:.1f} | {r['cpu_p50_ms']:.1f} | {r['cpu_p99_ms']:.1f} | "
+              f"{r['reference']} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     instances = QUICK_INSTANCES if args.quick else INSTANCES
     ref_limit = QUICK_REFERENCE_LIMIT_S if args.quick else REFERENCE_LIMIT_S
     rng = np.random.default_rng(SEED)
+    load_start = os.getloadavg()[0]
     cells = []
     for layout in LAYOUTS:
         planner = RoutePlanner.for_layout(layout)
@@ -199,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             cells.append(run_cell(planner, layout, n, instances, ref_limit, rng))
             logger.info("%s, %d items: %.0f s", layout, n, time.perf_counter() - t0)
-    summary = summarise(cells, instances, ref_limit)
+    summary = summarise(cells, instances, ref_limit, (load_start, os.getloadavg()[0]))
     print_table(summary)
+    print(f"\n{summary['cpus']} CPUs, 1-min load average {load_start:.1f} at start, "
+          f"{summary['load_average_1min_start_end'][1]:.1f} at end")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -59,11 +59,11 @@ def popular_recommendations(conn: sqlite3.Connection, now: datetime, limit: int,
                             profile: Profile | None = None) -> list[Recommendation]:
     """Non-personal: what sells most in this store lately (diet still applies when the
     shopper has consented to us knowing it)."""
-    since = format_ts(datetime.fromtimestamp(now.timestamp() - POPULAR_DAYS * DAY_S, now.tzinfo))
+    since = format_ts(datetime.fromtimestamp(now.timestamp() - POPULAR_DAYS * DAY_S,
+                                             now.tzinfo))[:10]
     rows = conn.execute(
-        "SELECT i.product_id, COUNT(*) AS baskets FROM transactions t"
-        " JOIN transaction_items i USING (transaction_id) WHERE t.ts >= ?"
-        " GROUP BY i.product_id ORDER BY baskets DESC, i.product_id LIMIT ?",
+        "SELECT product_id, SUM(baskets) AS baskets FROM product_daily_sales WHERE day >= ?"
+        " GROUP BY product_id ORDER BY baskets DESC, product_id LIMIT ?",
         (since, CANDIDATES * 2)).fetchall()
     products = products_by_id(conn, [r[0] for r in rows])
     top = max((r[1] for r in rows), default=1)

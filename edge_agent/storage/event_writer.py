@@ -173,6 +173,7 @@ class EventWriter:
         events, transactions, lines, shelves, zones, presence, interactions = (
             [], [], [], [], [], [], [])
         sales: list[Sale] = []
+        daily: dict[tuple[str, str], list[float]] = {}  # (product, day) → [baskets, units]
         for item in items:
             event = item.event
             ts = format_ts(event.ts)
@@ -186,6 +187,7 @@ class EventWriter:
                 lines.extend((event.transaction_id, n, line.product_id, line.quantity,
                               line.unit_price, line.discount)
                              for n, line in enumerate(event.items))
+                _count_daily(daily, ts[:10], event)
                 if event.customer_id is not None:
                     sales.append(Sale(event.customer_id, event.ts.timestamp(), event.total,
                                       [(line.product_id, line.quantity) for line in event.items]))
@@ -219,6 +221,11 @@ class EventWriter:
         conn.executemany("INSERT INTO presence VALUES (?, ?, ?, ?, ?)", presence)
         conn.executemany("INSERT INTO interactions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          interactions)
+        conn.executemany(
+            "INSERT INTO product_daily_sales (product_id, day, baskets, units)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(product_id, day) DO UPDATE SET"
+            " baskets = baskets + excluded.baskets, units = units + excluded.units",
+            [(pid, day, int(b), u) for (pid, day), (b, u) in daily.items()])
         # In this transaction: a sale's effect on its shopper's features commits with it.
         self._features.apply(sales)
 
@@ -233,6 +240,18 @@ class EventWriter:
             [(received_at, item.topic, item.reason,
               item.payload[:self._dead_letter_max_raw_bytes], len(item.payload), item.event_id)
              for item in rejected])
+
+
+def _count_daily(daily: dict[tuple[str, str], list[float]], day: str,
+                 sale: PosTransaction) -> None:
+    """Add a sale to the per-product daily totals (a product counts once per basket)."""
+    seen = set()
+    for line in sale.items:
+        totals = daily.setdefault((line.product_id, day), [0.0, 0.0])
+        totals[1] += line.quantity
+        if line.product_id not in seen:
+            seen.add(line.product_id)
+            totals[0] += 1
 
 
 def _best_effort_event_id(payload: bytes) -> str | None:

@@ -134,3 +134,17 @@ def _shopper_features(db: sqlite_utils.Database) -> None:
         {"customer_id": str, "state": bytes, "sales": int, "updated_at": str},
         pk="customer_id", not_null={"state", "sales", "updated_at"})
     db["agent_meta"].create({"key": str, "value": str}, pk="key", not_null={"value"})
+
+
+@migration(3, "daily sales per product, kept up to date by the writer")
+def _product_daily_sales(db: sqlite_utils.Database) -> None:
+    db["product_daily_sales"].create(
+        {"product_id": str, "day": str, "baskets": int, "units": float},
+        pk=("product_id", "day"), not_null={"baskets", "units"})
+    db["product_daily_sales"].create_index(["day"])
+    # Stores upgrading from version 2 already have sales: count them once here.
+    db.execute(
+        "INSERT INTO product_daily_sales (product_id, day, baskets, units)"
+        " SELECT i.product_id, substr(t.ts, 1, 10), COUNT(DISTINCT t.transaction_id),"
+        " SUM(i.quantity) FROM transactions t JOIN transaction_items i USING (transaction_id)"
+        " GROUP BY i.product_id, substr(t.ts, 1, 10)")

@@ -38,6 +38,19 @@ logger = logging.getLogger(__name__)
 SHOPPER_CHUNK = 2000
 # Random seed of the tree learner, for repeatable evaluations.
 RANDOM_STATE = 0
+# Below this many (user, target basket) examples the trees overfit: with ~1,000
+# training users (Complete Journey) extra shifted examples help markedly, with ~10,000
+# (Ta-Feng) they only cost time. Chosen by cross-validation over training users.
+MIN_TRAINING_EXAMPLES = 5_000
+MAX_AUTO_SHIFTS = 4
+
+
+def auto_shifts(n_train_users: int) -> int:
+    """History shifts needed to reach MIN_TRAINING_EXAMPLES user-examples (capped)."""
+    if n_train_users <= 0:
+        return 0
+    needed = -(-MIN_TRAINING_EXAMPLES // n_train_users) - 1  # ceil division, minus main
+    return int(min(max(needed, 0), MAX_AUTO_SHIFTS))
 
 
 @dataclass(frozen=True)
@@ -59,8 +72,9 @@ class RankerConfig:
     # Extra training examples from the same training users one basket earlier: their
     # second-to-last basket as label, features and item statistics from a world where
     # every user's last basket is removed (so nothing about the label leaks in).
-    # 0 disables; each step adds about as many rows as the main examples.
-    history_shifts: int = 0
+    # Each step adds about as many rows as the main examples. None = automatic: enough
+    # steps to reach MIN_TRAINING_EXAMPLES user-examples, at most MAX_AUTO_SHIFTS.
+    history_shifts: int | None = None
 
 
 @dataclass
@@ -161,19 +175,7 @@ class NbrRanker:
         self.table = build_state_table(task.history, np.arange(task.n_users))
         self._now = task.target_ts
         cfg = self.config
-        train = build_candidate_rows(self.table, self.stats, data.train_users, self._now,
-                                     cfg.candidates)
-        y = labels(train, data.targets)
-        shifted = task.dataset
-        for _ in range(cfg.history_shifts):
-            shifted, _last = shifted.drop_last_baskets()
-            extra, y_extra = shifted_examples(shifted, data.train_users, cfg.candidates)
-            train = CandidateRows(
-                np.concatenate([train.users, extra.users]),
-                np.concatenate([train.items, extra.items]),
-                np.vstack([train.features, extra.features]),
-            )
-            y = np.concatenate([y, y_extra])
+        train, y = self._training_rows(data)
         train, y = subsample_negatives(train, y, cfg.negative_sample_rate)
         val = build_candidate_rows(self.table, self.stats, data.val_users, self._now,
                                    cfg.candidates)
@@ -201,6 +203,27 @@ class NbrRanker:
             self.model.fit(train.features, y)
         logger.info("ranker: %d trees, fitted in %.1fs", self.model.n_iter_,
                     time.perf_counter() - start)
+
+    def _training_rows(self, data: FitData) -> tuple[CandidateRows, np.ndarray]:
+        """Main examples (last basket) plus the history-shifted ones of the train users."""
+        cfg = self.config
+        train = build_candidate_rows(self.table, self.stats, data.train_users, self._now,
+                                     cfg.candidates)
+        y = labels(train, data.targets)
+        shifts = cfg.history_shifts
+        if shifts is None:
+            shifts = auto_shifts(len(data.train_users))
+        shifted = data.task.dataset
+        for _ in range(shifts):
+            shifted, _last = shifted.drop_last_baskets()
+            extra, y_extra = shifted_examples(shifted, data.train_users, cfg.candidates)
+            train = CandidateRows(
+                np.concatenate([train.users, extra.users]),
+                np.concatenate([train.items, extra.items]),
+                np.vstack([train.features, extra.features]),
+            )
+            y = np.concatenate([y, y_extra])
+        return train, y
 
     def score_rows(self, rows: CandidateRows) -> np.ndarray:
         return self.model.predict_proba(rows.features)[:, 1]

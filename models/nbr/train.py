@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +35,22 @@ META_FILE = "nbr_ranker.json"
 VALIDATION_SHARE = 0.1
 
 
+@dataclass(frozen=True)
+class TrainedRanker:
+    """A production ranker, what it was trained on, and its held-out users."""
+
+    model: NbrRanker
+    summary: dict[str, object]
+    val_users: np.ndarray
+    now: np.ndarray  # request time per user code used for features (target basket time)
+
+
 def train_ranker(
     ds: BasketDataset,
     config: RankerConfig | None = None,
     min_item_count: int | None = None,
     seed: int = 0,
-) -> tuple[NbrRanker, dict[str, object]]:
+) -> TrainedRanker:
     """Fit the ranker on all eligible users (a seeded 10% drive early stopping)."""
     filtered = filter_dataset(ds, min_item_count)
     task = make_task(filtered)
@@ -62,7 +72,7 @@ def train_ranker(
         "val_users": len(split.val),
         "trees": int(model.model.n_iter_),
     }
-    return model, summary
+    return TrainedRanker(model, summary, split.val, task.target_ts)
 
 
 def write_artifacts(
@@ -71,6 +81,7 @@ def write_artifacts(
     out_dir: str | Path,
     training_summary: dict[str, object] | None = None,
     category_names: list[str] | None = None,
+    parity: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write the three serving artifacts; returns their paths by role."""
     out = Path(out_dir)
@@ -86,6 +97,7 @@ def write_artifacts(
         "item_ids": list(item_ids),
         "category_names": list(category_names or []),
         "training": training_summary or {},
+        "parity": parity or {},
     }
     paths["meta"].write_text(json.dumps(meta))
     logger.info("wrote ranker artifacts to %s", out)

@@ -7,8 +7,8 @@ Protocol (the same for every method):
   counts as H), so only rows with at least H days of follow-up are used;
 - rows are split by the time the prediction is made: the last ``test_days`` before the
   follow-up margin are the test period, the ``val_days`` before them validation
-  (interval calibration only), everything earlier training. No test label is used for
-  training, calibration or the category priors;
+  (calibration of the median and interval only), everything earlier training. No test
+  label is used for training, calibration or the category priors;
 - baselines: the pair's median gap so far, the category's median label in the training
   period, and their 50/50 blend (the category median alone when the pair has no gap yet);
 - metrics: MAE and median absolute error in days, the 80% interval's coverage and width.
@@ -205,7 +205,7 @@ def train_and_evaluate(
     features = rows.features.copy()
     set_category_prior(features, prior[rows.category], share[rows.category])
 
-    model = TimingModel.fit(features[train], y[train], config)
+    model = TimingModel.fit(features[train], y[train], config, times=rows.t[train])
     shifts = model.calibrate(features[val], y[val])
     metrics = evaluate_rows(
         model, features[test], rows.subset(test), y[test], prior, split.horizon_days
@@ -217,6 +217,7 @@ def train_and_evaluate(
         "rows": {"train": int(train.sum()), "val": int(val.sum()), "test": int(test.sum())},
         "capped_share_test": float((y[test] >= split.horizon_days).mean()),
         "calibration_shifts_log_days": shifts,
+        "median_shifts_log_days": model.offsets.table[:, 1].tolist(),
         "period_days": float((period.max() - period.min()) / SECONDS_PER_DAY),
         "goal_mae_ratio": GOAL_MAE_RATIO,
         "test": metrics,

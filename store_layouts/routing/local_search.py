@@ -225,20 +225,24 @@ def _apply(t: np.ndarray, move: tuple) -> np.ndarray:
 
 
 def descend(mx: np.ndarray, tour: np.ndarray, rank: np.ndarray, alts: Alternatives,
-            window: int = 0, reference: np.ndarray | None = None) -> np.ndarray:
+            window: int = 0, reference: np.ndarray | None = None,
+            deadline: float = np.inf) -> np.ndarray:
     """Local search, then (if `window`) exact window sweeps + local search until neither
     improves. Given a `reference` tour already swept, only windows where the tour now
-    differs from it are re-solved at first."""
+    differs from it are re-solved at first. After `deadline`, sweeps stop early (the
+    first one still covers the whole tour without a reference)."""
     t = local_search(mx, tour, rank, alts)
     if window < 3:
         return t
     cost = tour_cost(mx, t)
     dirty = np.ones(len(t), dtype=bool) if reference is None else t != reference
+    sweep_deadline = np.inf if reference is None else deadline
     while True:
-        swept = window_sweep(mx, t, rank, alts, window, dirty)
+        swept = window_sweep(mx, t, rank, alts, window, dirty, sweep_deadline)
+        sweep_deadline = deadline
         swept_cost = tour_cost(mx, swept)
-        if swept_cost >= cost - EPS:
-            return t
+        if swept_cost >= cost - EPS or time.perf_counter() > deadline:
+            return t if swept_cost >= cost - EPS else local_search(mx, swept, rank, alts)
         t = local_search(mx, swept, rank, alts)
         cost = tour_cost(mx, t)
         # Only windows around positions that changed since the last sweep can improve.
@@ -268,7 +272,7 @@ def iterated_local_search(mx: np.ndarray, tour: np.ndarray, rank: np.ndarray,
             start = alts.best_slots(mx, _reverse(best, runs, rng))
         else:
             start = _double_bridge(best, runs, rng)
-        cand = descend(mx, start, rank, alts, window, best)
+        cand = descend(mx, start, rank, alts, window, best, deadline)
         cost = tour_cost(mx, cand)
         if cost < best_cost - EPS:
             best, best_cost = cand, cost
@@ -307,16 +311,18 @@ def _double_bridge(t: np.ndarray, runs: list[tuple[int, int]],
 
 
 def window_sweep(mx: np.ndarray, tour: np.ndarray, rank: np.ndarray, alts: Alternatives,
-                 width: int = 8, dirty: np.ndarray | None = None) -> np.ndarray:
+                 width: int = 8, dirty: np.ndarray | None = None,
+                 deadline: float = np.inf) -> np.ndarray:
     """Re-solve windows of `width` consecutive stops exactly (Held-Karp with the rank order,
     slot choice included) between their fixed neighbours; windows overlap. With `dirty` (a
-    flag per position), windows with no dirty position or neighbour are skipped."""
+    flag per position), windows with no dirty position or neighbour are skipped. No new
+    window starts after `deadline`."""
     t = tour.copy()
     n = len(t) - 2
     if n <= WHOLE_WINDOW:
         width = n
     lo = 1
-    while lo <= n - 1:
+    while lo <= n - 1 and time.perf_counter() <= deadline:
         hi = min(lo + width, n + 1)
         if hi - lo >= 3 and (dirty is None or dirty[lo - 1:hi + 1].any()):
             options = [alts.options[x] for x in t[lo:hi]]

@@ -68,6 +68,10 @@ MIRROR_SLACK = 0.03
 # Time after which no new kick begins (those under way finish): keeps the p99 planning
 # time of 60-item lists under 30 ms on a busy two-core box.
 DEFAULT_TIME_BUDGET_S = 0.012
+# A second start (several entrances) may run until this multiple of the budget if it is
+# expected to finish by then; kicks never run past the budget itself. On an idle box both
+# starts fit easily; on a busy one the second is dropped before the plan gets slow.
+SECOND_START_STRETCH = 1.5
 
 
 class TooLargeForExact(ValueError):
@@ -93,7 +97,8 @@ def solve_local_search(problem: TourProblem, *, rng: np.random.Generator,
     mx, xrank = extend(problem.dist, problem.start, problem.end, rank)
     members = [np.asarray(s) for s in problem.group_slots]
     alts = Alternatives.build(len(mx), members)
-    tour = _descend(mx, _insertion(mx, xrank, members), xrank, alts)
+    tour = _descend(mx, _insertion(mx, xrank, members), xrank, alts,
+                    time.perf_counter() + time_budget_s * SECOND_START_STRETCH)
     kicks = int(KICKS_PER_STOP * problem.n_groups)
     tour = _finish(mx, tour, xrank, alts, rng, kicks, deadline)
     slots = tuple(int(x) for x in tour[1:-1])
@@ -125,7 +130,9 @@ def solve_auto(problem: TourProblem, *, rng: np.random.Generator,
     total = sum(len(blocks[b].groups) for b in heuristic)
     for b in heuristic:
         share = time_budget_s * len(blocks[b].groups) / total
-        _optimise_segment(problem, blocks, b, rng, min(deadline, time.perf_counter() + share))
+        now = time.perf_counter()
+        _optimise_segment(problem, blocks, b, rng, min(deadline, now + share),
+                          now + share * SECOND_START_STRETCH)
     slots, cost = assemble(problem, blocks)
     return Tour(tuple(slots), cost, optimal=False)
 
@@ -151,7 +158,8 @@ def _initial_orders(problem: TourProblem, segs: list[Segment], big: list[int]) -
 
 
 def _optimise_segment(problem: TourProblem, segs: list[Segment], s: int,
-                      rng: np.random.Generator, deadline: float) -> None:
+                      rng: np.random.Generator, deadline: float,
+                      start_deadline: float) -> None:
     """Improve one segment's order given exact costs to reach it and to finish after it:
     descend from two starts, then kick the better tour until the deadline."""
     seg = segs[s]
@@ -162,22 +170,23 @@ def _optimise_segment(problem: TourProblem, segs: list[Segment], s: int,
     alts = Alternatives.build(len(mx), members)
     # With several entrances, a second start from the entrance the first tour did not use
     # tries the other direction through the store. It runs only if it should finish by
-    # the deadline (it takes about as long as the first): on a busy machine plans get a
-    # little worse rather than slower. With one entrance, the first start's mirror image
+    # `start_deadline` (it takes about as long as the first): on a busy machine plans get
+    # a little worse rather than slower. With one entrance, the first start's mirror image
     # plays that part (see _descend).
     if seg.order is None:
-        best = _descend(mx, _insertion(mx, xrank, members), xrank, alts)
+        best = _descend(mx, _insertion(mx, xrank, members), xrank, alts, start_deadline)
     elif s == 0 and problem.start_options is not None:
         began = time.perf_counter()
         best = descend(mx, _choose_slots(mx, [members[g] for g in seg.order]), xrank, alts,
-                       WINDOW)
-        if 2 * time.perf_counter() - began < deadline:
+                       WINDOW, deadline=start_deadline)
+        if 2 * time.perf_counter() - began < start_deadline:
             start = _second_start(problem, seg, mx, xrank, members, best)
-            other = descend(mx, start, xrank, alts, WINDOW)
+            other = descend(mx, start, xrank, alts, WINDOW, deadline=start_deadline)
             if tour_cost(mx, other) < tour_cost(mx, best) - EPS:
                 best = other
     else:
-        best = _descend(mx, _choose_slots(mx, [members[g] for g in seg.order]), xrank, alts)
+        best = _descend(mx, _choose_slots(mx, [members[g] for g in seg.order]), xrank, alts,
+                        start_deadline)
     kicks = int(KICKS_PER_STOP * len(seg.groups))
     best = _finish(mx, best, xrank, alts, rng, kicks, deadline)
     seg.order = [int(seg.local_group[x]) for x in best[1:-1]]
@@ -198,10 +207,10 @@ def _second_start(problem: TourProblem, seg: Segment, mx: np.ndarray, xrank: np.
     return _insertion(alt, xrank, members)
 
 
-def _descend(mx: np.ndarray, tour: np.ndarray, xrank: np.ndarray,
-             alts: Alternatives) -> np.ndarray:
+def _descend(mx: np.ndarray, tour: np.ndarray, xrank: np.ndarray, alts: Alternatives,
+             deadline: float) -> np.ndarray:
     """Descend from the tour and (with several shelves per stop) from its mirror image."""
-    best = descend(mx, tour, xrank, alts, WINDOW)
+    best = descend(mx, tour, xrank, alts, WINDOW, deadline=deadline)
     if not alts.trivial:
         # Walking a run the other way round can want other shelves for many stops at once,
         # which no single move finds: the mirrored order with re-picked shelves is a second
@@ -209,7 +218,7 @@ def _descend(mx: np.ndarray, tour: np.ndarray, xrank: np.ndarray,
         # (costlier) window sweeps.
         mirrored = local_search(mx, alts.best_slots(mx, _mirror(best, xrank)), xrank, alts)
         if tour_cost(mx, mirrored) < tour_cost(mx, best) * (1 + MIRROR_SLACK):
-            mirrored = descend(mx, mirrored, xrank, alts, WINDOW)
+            mirrored = descend(mx, mirrored, xrank, alts, WINDOW, deadline=deadline)
             if tour_cost(mx, mirrored) < tour_cost(mx, best) - EPS:
                 best = mirrored
     return best

@@ -89,12 +89,14 @@ def test_small_lists_match_held_karp(planner: RoutePlanner, solver: str, seed: i
 
 @pytest.mark.parametrize("solver", SOLVER_NAMES)
 def test_medium_lists_match_held_karp(planner: RoutePlanner, solver: str) -> None:
-    """12-15 items: several stops per temperature, still exactly solvable for reference."""
+    """12-14 items: several stops per temperature, still exactly solvable for reference.
+    A budget that never runs out keeps the heuristics independent of the machine's load."""
     for seed in range(3):
         items = random_items(planner, 12 + seed, seed=200 + seed)
         problem = planner.problem_for(items)
         optimum = solve_exact(problem).cost
-        assert planner.plan(items, solver=solver).cost_m == pytest.approx(optimum, abs=0.01)
+        route = planner.plan(items, solver=solver, time_budget_s=30.0)
+        assert route.cost_m == pytest.approx(optimum, abs=0.01)
 
 
 @settings(max_examples=12, deadline=None,
@@ -206,9 +208,11 @@ def test_start_node_and_open_end() -> None:
         planner.plan([], start_node="nowhere")
 
 
-def test_planning_is_deterministic_for_a_seed() -> None:
+def test_planning_is_deterministic_for_a_seed_given_time() -> None:
+    """With a budget that never runs out, the search is bounded by counts alone: the same
+    seed gives the same route (with the default budget, a busy machine may search less)."""
     planner = RoutePlanner.for_layout("hypermarket")
     items = random_items(planner, 50, seed=9)
-    first, second = planner.plan(items, seed=4), planner.plan(items, seed=4)
-    assert first.cost_m <= second.cost_m + 5.0  # the time budget may cut kicks short
+    first, second = (planner.plan(items, seed=4, time_budget_s=30.0) for _ in range(2))
+    assert first.stops == second.stops and first.cost_m == second.cost_m
     assert np.isfinite(first.cost_m)
