@@ -36,6 +36,7 @@ from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_
 from edge_agent.demo.catalog import generate_catalog
 from edge_agent.demo.seed import seed_demo_data
 from edge_agent.demo.shoppers import generate_shoppers
+from edge_agent.export import export_baskets
 from edge_agent.features.store import ensure_features_current
 from edge_agent.simulator.history import generate_history
 from edge_agent.storage import open_database
@@ -62,16 +63,21 @@ class Endpoint:
 
 
 MIX = (
-    Endpoint("GET /v1/shoppers/{id}/shopping-list", 0.30, "kiosk",
+    Endpoint("GET /v1/shoppers/{id}/recommendations", 0.25, "kiosk",
+             "/v1/shoppers/{customer}/recommendations?context=kiosk"),
+    Endpoint("GET /v1/shoppers/{id}/shopping-list", 0.25, "kiosk",
              "/v1/shoppers/{customer}/shopping-list"),
-    Endpoint("GET /v1/shoppers/{id}/purchase-timing", 0.10, "kiosk",
+    Endpoint("GET /v1/shoppers/{id}/purchase-timing", 0.05, "kiosk",
              "/v1/shoppers/{customer}/purchase-timing"),
-    Endpoint("GET /v1/shoppers/lookup", 0.10, "kiosk",
+    Endpoint("GET /v1/shoppers/{id}/shopping-list/route", 0.05, "kiosk",
+             "/v1/shoppers/{customer}/shopping-list/route"),
+    Endpoint("GET /v1/shoppers/lookup", 0.05, "kiosk",
              "/v1/shoppers/lookup?loyalty_number={loyalty}"),
-    Endpoint("GET /v1/trending", 0.15, "display", "/v1/trending"),
-    Endpoint("GET /v1/products/{id}/similar", 0.10, "kiosk", "/v1/products/{product}/similar"),
-    Endpoint("GET /v1/staff/restock-alerts", 0.05, "staff", "/v1/staff/restock-alerts"),
-    Endpoint("GET /v1/staff/shoppers/{id}/insights", 0.05, "staff",
+    Endpoint("GET /v1/trending", 0.05, "display", "/v1/trending"),
+    Endpoint("GET /v1/displays/{zone}/content", 0.05, "display", "/v1/displays/{zone}/content"),
+    Endpoint("GET /v1/products/{id}/similar", 0.05, "kiosk", "/v1/products/{product}/similar"),
+    Endpoint("GET /v1/staff/restock-alerts", 0.03, "staff", "/v1/staff/restock-alerts"),
+    Endpoint("GET /v1/staff/shoppers/{id}/insights", 0.02, "staff",
              "/v1/staff/shoppers/{customer}/insights"),
     Endpoint(REFERENCE, 0.15, "kiosk", "/healthz"),
 )
@@ -118,15 +124,40 @@ def cached_store(cache: Path, shoppers: int, days: int) -> tuple[Path, dict[str,
     return db_path, json.loads(summary_path.read_text())
 
 
-def train_bundle(workdir: Path) -> tuple[Path, Path]:
+def train_models(store_db: Path, cache: Path) -> Path:
+    """The ranker and segments trained on the store's own history, as the cloud would; the
+    timing model on long generated histories, because its time-based split needs months
+    more than the store's history holds (its features are store-agnostic gaps and counts,
+    so its cost per request is the same). Cached with the store."""
+    from models.datasets.csv import load_csv
+    from models.datasets.synthetic import generate_baskets
+    from models.training import train_ranker, train_segments, train_timing
+
+    models_dir = store_db.with_suffix(".models")
+    done = models_dir / "trained.json"
+    if not done.exists():
+        print("training models on the store's history ...", flush=True)
+        conn = sqlite3.connect(store_db)
+        try:
+            export_baskets(conn, cache / "baskets.csv")
+        finally:
+            conn.close()
+        history = load_csv(cache / "baskets.csv")
+        models_dir.mkdir(parents=True, exist_ok=True)
+        summary = {"nbr": train_ranker(history, models_dir),
+                   "segments": train_segments(history, models_dir),
+                   "timing": train_timing(generate_baskets(min_baskets=40, max_baskets=50,
+                                                           seed=SEED), models_dir)}
+        done.write_text(json.dumps(summary, default=str))
+    return models_dir
+
+
+def sign_bundle(models_dir: Path, workdir: Path) -> tuple[Path, Path]:
     from models.bundle import build_bundle, generate_keypair, load_private_key
-    from models.timing.synthetic import generate
-    from models.training import train_all
 
     private_key, public_key = generate_keypair(workdir / "keys")
-    train_all(generate(seed=SEED), workdir / "models", ranker=False)
-    bundle = build_bundle(workdir / "models", workdir / "bundle",
-                          load_private_key(private_key), version="bench-1")
+    bundle = build_bundle(models_dir, workdir / "bundle", load_private_key(private_key),
+                          version="bench-1")
     return bundle, public_key
 
 
@@ -141,8 +172,11 @@ def sample_targets(db_path: Path, count: int = 2000) -> dict[str, list[str]]:
             "SELECT product_id FROM products ORDER BY random() LIMIT ?", (count,))]
     finally:
         conn.close()
+    from store_layouts import load_layout
+
+    zones = sorted(load_layout("supermarket").zones)
     return {"customer": [c for c, _ in customers], "loyalty": [n for _, n in customers],
-            "product": products}
+            "product": products, "zone": zones}
 
 
 # ------------------------------------------------------------------------------ the load
@@ -273,11 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     store_db, summary = cached_store(args.cache, args.shoppers, args.days)
     _features_current(store_db)
+    models_dir = train_models(store_db, args.cache)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         db_path = work / "edge.db"
         shutil.copy(store_db, db_path)
-        bundle, public_key = train_bundle(work)
+        bundle, public_key = sign_bundle(models_dir, work)
         targets = sample_targets(db_path)
         port = free_port()
         with MosquittoBroker(config_dir=work / "mosquitto",

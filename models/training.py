@@ -68,12 +68,9 @@ def train_segments(ds: BasketDataset, out: Path) -> dict[str, Any]:
     return {"shoppers_per_segment": counts, "parity": report}
 
 
-def train_ranker(ds: BasketDataset, out: Path) -> dict[str, Any] | None:
-    try:
-        from models.nbr.export import train_and_export  # type: ignore[import-not-found]
-    except ImportError as exc:
-        logger.warning("ranker skipped: models.nbr.export is not available (%s)", exc)
-        return None
+def train_ranker(ds: BasketDataset, out: Path) -> dict[str, Any]:
+    from models.nbr.export import train_and_export
+
     return dict(train_and_export(ds, out))
 
 
@@ -84,8 +81,8 @@ def train_all(ds: BasketDataset, out: Path, ranker: bool = True) -> dict[str, An
         "timing": train_timing(ds, out),
         "segments": train_segments(ds, out),
     }
-    if ranker and (nbr := train_ranker(ds, out)) is not None:
-        metrics["nbr"] = nbr
+    if ranker:
+        metrics["nbr"] = train_ranker(ds, out)
     ts = ds.ts[~np.isnan(ds.ts)]
     training_data = {
         **ds.summary(),

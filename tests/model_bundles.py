@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.bundle import build_bundle, generate_keypair, load_private_key
-from models.timing.synthetic import generate
+from models.datasets.synthetic import generate_baskets
 from models.training import train_all
 
 
@@ -34,7 +34,10 @@ class Bundles:
 def make_bundles(root: Path) -> Bundles:
     private_key, public_key = generate_keypair(root / "keys")
     models_dir = root / "models"
-    train_all(generate(seed=0), models_dir, ranker=False)
+    # 40-50 baskets a shopper: inside the ranker's 3-50 training range, and months of history
+    # for the timing model's time-based split.
+    train_all(generate_baskets(min_baskets=40, max_baskets=50, seed=0), models_dir,
+              ranker=True)
     bundles = Bundles(public_key, private_key, models_dir, root / "v1", root / "v2")
     bundles.build(bundles.v1, "test-1")
     bundles.build(bundles.v2, "test-2")

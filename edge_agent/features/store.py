@@ -103,7 +103,8 @@ def rebuild_features(conn: sqlite3.Connection) -> int:
         for _, rows in groupby(cursor, key=itemgetter(0)):
             rows = list(rows)
             _, customer_id, ts, total, _, _ = rows[0]
-            pending.append(Sale(customer_id, _epoch(ts), total, [(r[4], r[5]) for r in rows]))
+            lines = [(r[4], r[5]) for r in rows]
+            pending.append(Sale(customer_id, epoch_seconds(ts), total, lines))
             if len(pending) >= REBUILD_CHUNK_SALES:
                 updater.apply(pending)
                 replayed, pending = replayed + len(pending), []
@@ -135,5 +136,6 @@ def ensure_features_current(conn: sqlite3.Connection) -> bool:
     return has_state or has_sales
 
 
-def _epoch(ts: str) -> float:
+def epoch_seconds(ts: str) -> float:
+    """Epoch seconds of a stored timestamp (format_ts text)."""
     return datetime.strptime(ts, TS_FORMAT).replace(tzinfo=UTC).timestamp()

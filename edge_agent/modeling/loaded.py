@@ -9,6 +9,8 @@ from typing import Any
 from edge_agent.features.shopper import SaleLine, ShopperFeatures
 from edge_agent.shoppers.recommend import Ranker
 from models.bundle import BundleError, VerifiedBundle
+from models.nbr.serve import NbrServingModel
+from models.nbr.train import ONNX_FILE as RANKER_FILE
 from models.segments.serving import SegmentAssigner
 from models.timing.serving import TimingPredictor
 
@@ -38,9 +40,16 @@ class LoadedModels:
         files = set(bundle.files)
         timing = TimingPredictor.from_bundle(bundle) if "timing.onnx" in files else None
         segments = SegmentAssigner.from_bundle(bundle) if "segments.onnx" in files else None
-        if timing is None and segments is None:
+        ranker = NbrServingModel.from_bundle(bundle) if RANKER_FILE in files else None
+        if timing is None and segments is None and ranker is None:
             raise SmokeTestFailed(f"bundle {bundle.version} carries no model this agent serves")
-        return cls(bundle.version, bundle.name, bundle.manifest, timing, segments, loaded_at)
+        return cls(bundle.version, bundle.name, bundle.manifest, timing, segments, loaded_at,
+                   ranker)
+
+    @property
+    def model_names(self) -> list[str]:
+        return [name for name, model in (("nbr", self.ranker), ("timing", self.timing),
+                                         ("segments", self.segments)) if model is not None]
 
     def smoke_test(self) -> None:
         """Run every model on a known shopper; refuse the bundle unless answers are sane."""
@@ -60,6 +69,10 @@ class LoadedModels:
                 (segment,) = self.segments.assign([shopper.trips], _SMOKE_NOW_S)
                 if not segment:
                     raise SmokeTestFailed("segment model gave no segment")
+            if self.ranker is not None:
+                ranked = self.ranker.recommend(shopper.baskets, _SMOKE_NOW_S, k=5)
+                if not ranked or not all(math.isfinite(score) for _, score in ranked):
+                    raise SmokeTestFailed(f"ranker gave {ranked}")
         except SmokeTestFailed:
             raise
         except Exception as exc:  # any crash of a model on a normal shopper refuses it

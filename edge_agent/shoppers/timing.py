@@ -12,10 +12,11 @@ from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
 
 DAY_S = 86400.0
-# On the list when due within this many days ("upcoming"), or urgent when the model's
-# urgency passes URGENT_AT or the purchase is already due.
+# On the list when due within this many days ("upcoming"); urgent once the model's urgency
+# (the share of this shopper's gaps shorter than the time since the last purchase) passes
+# the median: "you buy milk about every 6 days; it's been 7" is due now.
 UPCOMING_DAYS = 7.0
-URGENT_AT = 0.7
+URGENT_AT = 0.5
 # A category bought once gives no cycle to speak of; the list needs a habit.
 MIN_PURCHASES_FOR_LIST = 2
 

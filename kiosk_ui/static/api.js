@@ -10,7 +10,13 @@ export function apiKey() {
   return localStorage.getItem(KEY_STORAGE);
 }
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, status = 0, code = "") {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
 
 const MESSAGES = {
   401: "This screen is not signed in to the store system. Please ask a member of staff.",
@@ -36,13 +42,16 @@ export async function api(path, { method = "GET", body } = {}) {
     return response.status === 204 ? null : response.json();
   }
   let detail = "";
+  let code = "";
   try {
     const data = await response.json();
     detail = data?.error?.message || data?.detail || "";
+    code = data?.error?.code || "";
   } catch {
     // not JSON: keep the generic message
   }
-  throw new ApiError(MESSAGES[response.status] || detail || `Something went wrong (${response.status}).`);
+  const message = MESSAGES[response.status] || detail || `Something went wrong (${response.status}).`;
+  throw new ApiError(message, response.status, code);
 }
 
 export function showError(element, error) {

@@ -25,7 +25,8 @@ from models.bundle.signing import sign
 logger = logging.getLogger(__name__)
 
 TRAIN_SUMMARY_FILE = "train_summary.json"
-BUNDLED_SUFFIXES = (".onnx", ".json")
+# Models, their JSON sidecars, and array files (the ranker's item statistics).
+BUNDLED_SUFFIXES = (".onnx", ".json", ".npz")
 DEFAULT_NAME = "instore-models"
 
 

@@ -113,7 +113,11 @@ def build_candidate_rows(
 
 def labels(rows: CandidateRows, targets: sp.csr_matrix) -> np.ndarray:
     """1 where the candidate item is in the user's target basket."""
-    return (np.asarray(targets[rows.users, rows.items]).ravel() > 0).astype(np.int8)
+    picked = targets[rows.users, rows.items]
+    # scipy returns a dense matrix for most index arrays but a sparse result for some
+    # (e.g. empty ones): densify either way before comparing.
+    dense = picked.toarray() if hasattr(picked, "toarray") else np.asarray(picked)
+    return (dense.ravel() > 0).astype(np.int8)
 
 
 def shifted_examples(

@@ -11,13 +11,16 @@ shipped :class:`ItemStats` and the ONNX ranker.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from models.bundle.verify import VerifiedBundle
 from models.features.nbr import (
     FEATURE_SCHEMA_VERSION,
     ShopperState,
@@ -61,15 +64,24 @@ class NbrServingModel:
     @classmethod
     def load(cls, directory: str | Path) -> NbrServingModel:
         d = Path(directory)
-        meta = json.loads((d / META_FILE).read_text())
+        return cls._from_files(lambda name: (d / name).read_bytes())
+
+    @classmethod
+    def from_bundle(cls, bundle: VerifiedBundle) -> NbrServingModel:
+        """From a verified bundle's checked bytes (nothing is reread from disk)."""
+        return cls._from_files(bundle.read)
+
+    @classmethod
+    def _from_files(cls, read: Callable[[str], bytes]) -> NbrServingModel:
+        meta = json.loads(read(META_FILE))
         if meta["feature_schema_version"] != FEATURE_SCHEMA_VERSION:
             raise SchemaMismatchError(
                 f"artifacts use feature schema {meta['feature_schema_version']!r}, "
                 f"this code computes {FEATURE_SCHEMA_VERSION!r}"
             )
         return cls(
-            ranker=OnnxRanker((d / ONNX_FILE).read_bytes()),
-            stats=ItemStats.load(d / STATS_FILE),
+            ranker=OnnxRanker(read(ONNX_FILE)),
+            stats=ItemStats.load(io.BytesIO(read(STATS_FILE))),
             item_ids=list(meta["item_ids"]),
             candidates=CandidateConfig(**meta["candidates"]),
             category_names=list(meta.get("category_names", [])),

@@ -76,6 +76,9 @@ SHOPPERS = [
     {"customer_id": "C-VEGAN", "loyalty_number": "1000000003", "household_size": 1,
      "consent_personalization": 1, "consent_staff_assist": 0,
      "dietary_restrictions": '["vegan"]', "allergens": '["milk"]'},
+    {"customer_id": "C-NEW", "loyalty_number": "1000000004", "household_size": 1,
+     "consent_personalization": 1, "consent_staff_assist": 0,
+     "dietary_restrictions": '["vegan"]', "allergens": '["milk"]'},
 ]
 
 

@@ -19,7 +19,7 @@ def _active(store: Store) -> str:
 def test_models_status_names_the_active_bundle(store: Store) -> None:
     status = store.get("/v1/admin/models", role="admin").json()
     assert status["active"]["version"] == "test-1"
-    assert set(status["active"]["models"]) == {"timing", "segments"}
+    assert set(status["active"]["models"]) == {"nbr", "timing", "segments"}
     assert "timing" in status["active"]["metrics"]
     assert store.get("/v1/admin/models", role="staff").status_code == 403
 

@@ -14,6 +14,7 @@ from edge_agent.broker import free_port
 from edge_agent.settings import load_settings
 from tests.api.conftest import KEYS
 from tests.ingestion.conftest import STORE, Publisher, wait_until
+from tests.model_bundles import Bundles
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -30,12 +31,12 @@ class LiveStore:
 
 
 @pytest.fixture
-def live_store(mqtt_broker: object, tmp_path: Path) -> Iterator[LiveStore]:
+def live_store(mqtt_broker: object, tmp_path: Path, bundles: Bundles) -> Iterator[LiveStore]:
     db_path = tmp_path / "edge.db"
     settings = load_settings(
         store_id=STORE, broker=mqtt_broker.url, db=db_path, batch_max_wait_ms=5,  # type: ignore[attr-defined]
         mqtt_protocol=mqtt_broker.mqtt_protocol, port=free_port(),  # type: ignore[attr-defined]
-        trending_cache_s=0.5,
+        trending_cache_s=0.5, model_public_key=bundles.public_key, model_bundle=bundles.v1,
         api_keys=[{"name": f"test-{role}", "role": role, "key": key}
                   for role, key in KEYS.items()])
     server = BackgroundServer(create_app(settings), settings.http_host, settings.port).start()

@@ -51,9 +51,8 @@ class LoadRequest(BaseModel):
 def _describe(loaded: LoadedModels | None) -> ModelVersion | None:
     if loaded is None:
         return None
-    models = [name for name in ("timing", "segments") if getattr(loaded, name) is not None]
     return ModelVersion(version=loaded.version, name=loaded.name, loaded_at=loaded.loaded_at,
-                        models=models, metrics=loaded.manifest.get("metrics", {}),
+                        models=loaded.model_names, metrics=loaded.manifest.get("metrics", {}),
                         training_data=loaded.manifest.get("training_data", {}))
 
 

@@ -65,14 +65,18 @@ def get_recommendations(
     ranker = models.ranker if models is not None else None
     personal = (profile.consent_personalization and ranker is not None
                 and profile.features is not None)
-    if personal:
-        found = personal_recommendations(conn, profile, ranker, now, count)  # type: ignore[arg-type]
-    else:
-        found = popular_recommendations(conn, now, count, profile)
+    found = (personal_recommendations(conn, profile, ranker, now, count)  # type: ignore[arg-type]
+             if personal else [])
+    if len(found) < count:
+        # Too few the ranker knows (a new catalog, an old model): top up with favourites.
+        shown = {r.product.product_id for r in found}
+        found += [r for r in popular_recommendations(conn, now, count, profile)
+                  if r.product.product_id not in shown][:count - len(found)]
     version = models.version if personal and models is not None else None
     return RecommendationsResponse(
         customer_id=customer_id, context=context, personalized=personal,
         items=[RecommendedItem(product_id=r.product.product_id, name=r.product.name,
                                category=r.product.category, price=r.product.price,
                                score=r.score, reason=r.reason, tags=list(r.tags),
-                               model_version=version) for r in found])
+                               model_version=None if "popular" in r.tags else version)
+               for r in found])
