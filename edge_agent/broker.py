@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from amqtt.broker import Broker
 from amqtt.plugins.base import BaseAuthPlugin
@@ -85,6 +85,25 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return next((p for p in MOSQUITTO_CANDIDATES if os.access(p, os.X_OK)), None)
+
+
+class _PortBound(Protocol):
+    port: int
+    _may_move: bool
+
+    def _start_once(self) -> Any: ...
+
+
+def _start_on_a_free_port(broker: _PortBound) -> Any:
+    """Start, moving to another free port if a port picked for us was taken meanwhile."""
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return broker._start_once()
+        except BrokerStartError:
+            if not broker._may_move or attempt == PORT_ATTEMPTS - 1:
+                raise
+            broker.port = free_port()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------- mosquitto
@@ -153,14 +172,7 @@ class MosquittoBroker:
             raise BrokerStartError("mosquitto is not installed (apt-get install mosquitto)")
         if self.running:
             return self
-        for attempt in range(PORT_ATTEMPTS):
-            try:
-                return self._start_once()
-            except BrokerStartError:
-                if not self._may_move or attempt == PORT_ATTEMPTS - 1:
-                    raise
-                self.port = free_port()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _start_on_a_free_port(self)
 
     def _start_once(self) -> Self:
         if not port_is_free(self.host, self.port):
@@ -280,14 +292,7 @@ class EmbeddedBroker:
         for name in CHATTY_LOGGERS:
             if logging.getLogger(name).level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
-        for attempt in range(PORT_ATTEMPTS):
-            try:
-                return self._start_once()
-            except BrokerStartError:
-                if not self._may_move or attempt == PORT_ATTEMPTS - 1:
-                    raise
-                self.port = free_port()
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _start_on_a_free_port(self)
 
     def _start_once(self) -> Self:
         started = threading.Event()

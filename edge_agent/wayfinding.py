@@ -70,28 +70,3 @@ class StoreMap:
                            "y": nodes[a.node].y} for a in layout.checkouts.values()],
             "zones": [{"id": z.id, "name": z.name} for z in layout.zones.values()],
         }
-
-
-class CongestionUpdater:
-    """Re-prices the walking graph from zone traffic every `interval_s` seconds."""
-
-    def __init__(self, store_map: StoreMap, connect: Any, interval_s: float) -> None:
-        self._map = store_map
-        self._connect = connect
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="congestion", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(self._interval_s + 5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self._map.refresh_congestion(self._connect())
-            except Exception:
-                logger.exception("updating congestion from zone traffic failed")

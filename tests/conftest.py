@@ -30,6 +30,10 @@ def require_component(name: str, available: bool, install_hint: str) -> None:
 def mosquitto_broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
     """A real Mosquitto on a free port, with persistence so restarts keep sessions. For tests
     of restarts and redelivery, which the embedded broker does not provide."""
+    yield from _mosquitto(tmp_path)
+
+
+def _mosquitto(tmp_path: Path) -> Iterator[MosquittoBroker]:
     require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
     broker = MosquittoBroker(config_dir=tmp_path / "mosquitto")
     broker.start()
@@ -47,13 +51,7 @@ def mqtt_broker(tmp_path: Path) -> Iterator[MosquittoBroker | EmbeddedBroker]:
         with EmbeddedBroker() as embedded:
             yield embedded
         return
-    require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
-    broker = MosquittoBroker(config_dir=tmp_path / "mosquitto")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.close()
+    yield from _mosquitto(tmp_path)
 
 
 CHROMIUM = "/usr/bin/chromium"

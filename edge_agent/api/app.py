@@ -30,8 +30,9 @@ from edge_agent.api.routes import (
 from edge_agent.api.state import ServingState
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.modeling.watcher import BundleWatcher
+from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
-from edge_agent.wayfinding import CongestionUpdater, StoreMap
+from edge_agent.wayfinding import StoreMap
 from kiosk_ui import STATIC_DIR
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.serving = ServingState(settings=settings, agent=agent, reads=reads,
                                          keyring=KeyRing(settings.api_keys), models=registry,
                                          store_map=store_map)
-        congestion = CongestionUpdater(store_map, reads.get, settings.congestion_interval_s)
+        congestion = PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
+                                  settings.congestion_interval_s)
         congestion.start()
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")

@@ -4,10 +4,10 @@ job, or an operator, hands the agent a new model version)."""
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+from edge_agent.periodic import PeriodicTask
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +26,14 @@ class BundleWatcher:
     def __init__(self, registry: ModelRegistry, directory: Path, interval_s: float) -> None:
         self._registry = registry
         self._directory = directory
-        self._interval_s = interval_s
         self._tried: set[tuple[str, float]] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bundle-watcher", daemon=True)
+        self._task = PeriodicTask("bundle-watcher", self.check_once, interval_s)
 
     def start(self) -> None:
-        self._thread.start()
+        self._task.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(self._interval_s + 5)
+        self._task.stop()
 
     def check_once(self) -> None:
         """Try the newest bundle not tried before (each version of a path is tried once)."""
@@ -52,11 +49,3 @@ class BundleWatcher:
             self._registry.load(newest)
         except BundleRefused as exc:
             logger.error("%s", exc)  # the current models stay; the refusal is logged
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.check_once()
-            except Exception:
-                logger.exception("checking %s for model bundles failed", self._directory)
-            self._stop.wait(self._interval_s)
