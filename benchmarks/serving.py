@@ -36,11 +36,11 @@ from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_
 from edge_agent.demo.catalog import generate_catalog
 from edge_agent.demo.seed import seed_demo_data
 from edge_agent.demo.shoppers import generate_shoppers
-from edge_agent.export import export_baskets
 from edge_agent.features.store import ensure_features_current
 from edge_agent.simulator.history import generate_history
 from edge_agent.storage import open_database
 from edge_agent.storage.event_writer import EventWriter, RawMessage
+from edge_agent.store_training import sign_store_bundle, train_store_models
 
 STORE = "bench-store"
 SEED = 0
@@ -122,43 +122,6 @@ def cached_store(cache: Path, shoppers: int, days: int) -> tuple[Path, dict[str,
         summary["build_s"] = round(time.time() - started)
         summary_path.write_text(json.dumps(summary))
     return db_path, json.loads(summary_path.read_text())
-
-
-def train_models(store_db: Path, cache: Path) -> Path:
-    """The ranker and segments trained on the store's own history, as the cloud would; the
-    timing model on long generated histories, because its time-based split needs months
-    more than the store's history holds (its features are store-agnostic gaps and counts,
-    so its cost per request is the same). Cached with the store."""
-    from models.datasets.csv import load_csv
-    from models.datasets.synthetic import generate_baskets
-    from models.training import train_ranker, train_segments, train_timing
-
-    models_dir = store_db.with_suffix(".models")
-    done = models_dir / "trained.json"
-    if not done.exists():
-        print("training models on the store's history ...", flush=True)
-        conn = sqlite3.connect(store_db)
-        try:
-            export_baskets(conn, cache / "baskets.csv")
-        finally:
-            conn.close()
-        history = load_csv(cache / "baskets.csv")
-        models_dir.mkdir(parents=True, exist_ok=True)
-        summary = {"nbr": train_ranker(history, models_dir),
-                   "segments": train_segments(history, models_dir),
-                   "timing": train_timing(generate_baskets(min_baskets=40, max_baskets=50,
-                                                           seed=SEED), models_dir)}
-        done.write_text(json.dumps(summary, default=str))
-    return models_dir
-
-
-def sign_bundle(models_dir: Path, workdir: Path) -> tuple[Path, Path]:
-    from models.bundle import build_bundle, generate_keypair, load_private_key
-
-    private_key, public_key = generate_keypair(workdir / "keys")
-    bundle = build_bundle(models_dir, workdir / "bundle", load_private_key(private_key),
-                          version="bench-1")
-    return bundle, public_key
 
 
 def sample_targets(db_path: Path, count: int = 2000) -> dict[str, list[str]]:
@@ -307,12 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     store_db, summary = cached_store(args.cache, args.shoppers, args.days)
     _features_current(store_db)
-    models_dir = train_models(store_db, args.cache)
+    models_dir = train_store_models(store_db, store_db.with_suffix(".models"), SEED)
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         work = Path(tmp)
         db_path = work / "edge.db"
         shutil.copy(store_db, db_path)
-        bundle, public_key = sign_bundle(models_dir, work)
+        bundle, public_key = sign_store_bundle(models_dir, work / "keys", work / "bundle",
+                                               "bench-1")
         targets = sample_targets(db_path)
         port = free_port()
         with MosquittoBroker(config_dir=work / "mosquitto",

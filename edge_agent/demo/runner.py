@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEMO_DB_PATH = Path("demo-data/edge.db")
+# Beside the demo database: the models it trains, the bundle, and the key that signs it.
+DEMO_MODELS, DEMO_BUNDLE, DEMO_KEYS = "models", "bundle", "keys"
+# How long to wait for the agent to store the back-filled history before training on it.
+HISTORY_COMMIT_TIMEOUT_S = 120.0
 # A pace a laptop shows comfortably while the agent, the broker and a browser share it.
 DEMO_RATE = 50.0
 # Four weeks cover every weekly habit several times and most monthly ones once or twice.
@@ -71,10 +76,51 @@ def _demo_settings(settings: Settings, broker: MosquittoBroker | EmbeddedBroker 
         update["broker"] = broker.url
     if isinstance(broker, EmbeddedBroker):
         update["mqtt_protocol"] = "3.1.1"  # amqtt refuses MQTT 5
+    demo_dir = Path(update.get("db", settings.db)).parent
+    if settings.model_public_key is None:
+        # The demo signs the bundles it trains from its own history with a key of its own.
+        update["model_public_key"] = demo_public_key(demo_dir)
+        if (demo_dir / DEMO_BUNDLE).exists():
+            update["model_bundle"] = demo_dir / DEMO_BUNDLE
     if not settings.api_keys:  # a laptop demo: well-known keys, printed in the banner
         update["api_keys"] = [ApiKey(name=f"demo-{role}", role=role, key=f"demo-{role}-key-0000")
                               for role in ("display", "kiosk", "staff", "admin")]
     return settings.model_copy(update=update)
+
+
+def demo_public_key(demo_dir: Path) -> Path:
+    from models.bundle import generate_keypair
+    from models.bundle.keys import PUBLIC_KEY_FILE
+
+    keys = demo_dir / DEMO_KEYS
+    if not (keys / PUBLIC_KEY_FILE).exists():
+        generate_keypair(keys)
+    return keys / PUBLIC_KEY_FILE
+
+
+def train_in_background(server: BackgroundServer, settings: Settings, published: int) -> None:
+    """Once the agent has stored the history, train on it, sign, and hot-load the bundle."""
+    from edge_agent.store_training import sign_store_bundle, train_store_models
+
+    def work() -> None:
+        try:
+            agent = server.agent
+            deadline = time.monotonic() + HISTORY_COMMIT_TIMEOUT_S
+            while agent.stats().stored_total < published and time.monotonic() < deadline:
+                time.sleep(0.5)
+            demo_dir = settings.db.parent
+            models = train_store_models(settings.db, demo_dir / DEMO_MODELS)
+            bundle, _ = sign_store_bundle(models, demo_dir / DEMO_KEYS, demo_dir / DEMO_BUNDLE,
+                                          version=f"demo-{int(time.time())}")
+            loaded = server.app.state.serving.models.load(bundle)
+            print(f"models {loaded.version} trained on this store's history and loaded "
+                  f"({', '.join(loaded.model_names)})", flush=True)
+        except Exception:
+            logger.exception("training the demo's models failed; serving without them")
+
+    if server.app.state.serving.models.current is None:
+        print("training models on this store's history in the background ...", flush=True)
+        threading.Thread(target=work, name="demo-training", daemon=True).start()
 
 
 def start_local_broker(kind: str = "auto") -> tuple[MosquittoBroker | EmbeddedBroker, str]:
@@ -135,7 +181,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             return EXIT_FAILURE
         cleanup.callback(publisher.close)
         _print_banner(settings, broker_kind, seeded.products, seeded.customers)
-        result = simulation.run(publisher, stop)
+        result = simulation.run(publisher, stop, after_history=lambda published:
+                                train_in_background(server, settings, published))
         print(f"demo {settings.store_id}: {result.summary() or 'nothing published'}")
     return EXIT_OK
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edge_agent.demo.catalog import DEFAULT_CATALOG_SIZE, Product, generate_catalog
@@ -72,8 +73,10 @@ class Simulation:
         # What each shopper last bought: history fills it, live traffic carries on from it.
         self.pantries: dict[str, PantryState] = {}
 
-    def run(self, publisher: MqttPublisher,
-            stop: threading.Event | None = None) -> SimulationResult:
+    def run(self, publisher: MqttPublisher, stop: threading.Event | None = None,
+            after_history: Callable[[int], None] | None = None) -> SimulationResult:
+        """History (as fast as the broker takes it), then live traffic or a replay.
+        `after_history(published)` runs between the two (the demo trains models there)."""
         stop = stop or threading.Event()
         cfg = self.config
         result = SimulationResult()
@@ -83,6 +86,8 @@ class Simulation:
                                        days=cfg.history_days, seed=cfg.seed,
                                        pantries=self.pantries)
             result.phases["history"] = publish_stream(publisher, history, rate=None, stop=stop)
+            if after_history is not None:
+                after_history(result.phases["history"].total)
         if stop.is_set():
             return result
         if cfg.replay:
