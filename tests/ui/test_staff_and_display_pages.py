@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from tests.api.conftest import days_ago, seed_catalog
 from tests.ingestion.conftest import count, pos_event, shelf_event, wait_until
 from tests.ui.conftest import SCREENSHOTS, LiveStore
 
@@ -38,3 +39,43 @@ def test_pages_say_plainly_when_the_device_key_is_wrong(live_store: LiveStore,
     error = page.get_by_role("alert")  # type: ignore[attr-defined]
     error.wait_for()
     assert "not signed in" in error.inner_text()
+
+
+def test_staff_can_help_a_consenting_shopper_and_find_an_item(live_store: LiveStore,
+                                                              page: object) -> None:
+    seed_catalog(live_store.db_path)
+    for age in (21, 14, 7):
+        live_store.publisher.event(pos_event(
+            customer_id="C-WEEKLY", ts=days_ago(age), total=2.0,
+            items=[{"product_id": "MILK", "quantity": 1, "unit_price": 2.0}]))
+    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM shopper_features") == 1)
+    page.goto(live_store.page_url("staff", "staff"))  # type: ignore[attr-defined]
+    page.get_by_label("Shopper's loyalty number").fill("1000000001")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Look up").click()  # type: ignore[attr-defined]
+    details = page.locator("#assist")  # type: ignore[attr-defined]
+    details.wait_for()
+    assert "milk" in details.inner_text()
+    page.get_by_label("Shopper's loyalty number").fill("1000000003")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Look up").click()  # type: ignore[attr-defined]
+    refused = page.locator("#assist-error")  # type: ignore[attr-defined]
+    refused.wait_for()
+    assert "hasn't agreed to staff assistance" in refused.inner_text()
+    page.get_by_label("Product code").fill("MILK")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Show the way").click()  # type: ignore[attr-defined]
+    page.locator("#map svg polyline.path").wait_for()  # type: ignore[attr-defined]
+    assert "Shelf" in page.locator("#find-result").inner_text()  # type: ignore[attr-defined]
+
+
+def test_zone_display_shows_what_sells_in_that_zone(live_store: LiveStore,
+                                                     page: object) -> None:
+    from edge_agent.wayfinding import StoreMap
+
+    seed_catalog(live_store.db_path)
+    store_map = StoreMap("supermarket")
+    zone = next(z for z in store_map.layout.zones if "milk" in (store_map.zone_categories(z) or ()))
+    page.goto(live_store.page_url("display", "display", refresh="1", zone=zone))  # type: ignore[attr-defined]
+    live_store.publisher.event(pos_event(ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                         items=[{"product_id": "MILK", "quantity": 1,
+                                                 "unit_price": 1.1}], total=1.1))
+    page.locator("li[data-product='MILK']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    assert page.locator("header h1").inner_text().startswith("Popular in")  # type: ignore[attr-defined]
