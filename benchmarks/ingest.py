@@ -27,7 +27,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -212,58 +212,104 @@ def _wait_for(count_fn: Any, target: int) -> None:
         time.sleep(0.01)
 
 
-def bench_bare(broker: MosquittoBroker, events: list[tuple[str, bytes]], mode: str) -> Measurement:
-    bare = BareSubscriber(broker)
-    bare.connect()
+class Consumer(Protocol):
+    """What a measured consumer offers: a fresh connection, a count of what it has taken in
+    (received or committed), the CPU it used, and when it finished."""
+
+    label: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def taken_in(self) -> int: ...
+    def cpu_seconds(self) -> float: ...
+    def finished_at(self) -> float: ...
+
+
+class BareConsumer:
+    label = "bare paho subscriber (reference)"
+
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self._broker = broker
+        self._sub = BareSubscriber(broker)
+
+    def start(self) -> None:
+        self._sub = BareSubscriber(self._broker)  # same client id: the same session
+        self._sub.connect()
+
+    def stop(self) -> None:
+        self._sub.disconnect()
+
+    def taken_in(self) -> int:
+        return self._sub.received()
+
+    def cpu_seconds(self) -> float:
+        return time.process_time()
+
+    def finished_at(self) -> float:
+        return self._sub.last_at
+
+
+class AgentConsumer:
+    label = "edge agent (validate + commit + ack)"
+
+    def __init__(self, broker: MosquittoBroker, db: Path) -> None:
+        self._settings = _agent_settings(broker, db)
+        self._db = db
+        self._agent: Agent | None = None
+        self._done_at = 0.0
+
+    def start(self) -> None:
+        self._agent = Agent(self._settings)
+        self._agent.start()
+        self._agent.ingestion.wait_connected(10)
+
+    def stop(self) -> None:
+        assert self._agent is not None
+        self._agent.stop()
+
+    def taken_in(self) -> int:
+        assert self._agent is not None
+        stored = self._agent.stats().stored_total
+        self._done_at = time.time()
+        return stored
+
+    def cpu_seconds(self) -> float:
+        # This process (paho, pump) plus the writer process.
+        assert self._agent is not None
+        return time.process_time() + _process_cpu(self._agent.ingestion.writer_pid)
+
+    def finished_at(self) -> float:
+        return self._done_at
+
+    def committed(self) -> int:
+        return _committed(self._db)
+
+
+def measure(consumer: Consumer, broker: MosquittoBroker, events: list[tuple[str, bytes]],
+            mode: str) -> Measurement:
+    """Backlog: publish while the consumer is away (its session queues), then time the
+    drain. Live: time from the first publish to the last event taken in."""
+    consumer.start()  # creates the persistent session and subscription
     if mode == "backlog":
-        bare.disconnect()
+        consumer.stop()
         process, _ = publish_in_process(broker, events)
         process.join()
-        bare = BareSubscriber(broker)
         start = time.time()
-        bare.connect()
+        consumer.start()
     else:
         process, started = publish_in_process(broker, events)
-    cpu_start = time.process_time()
-    _wait_for(bare.received, len(events))
-    cpu = time.process_time() - cpu_start
+    cpu_start = consumer.cpu_seconds()
+    _wait_for(consumer.taken_in, len(events))
+    cpu = consumer.cpu_seconds() - cpu_start
     if mode == "live":
         process.join()
         start = started.value
-    measurement = Measurement(mode, "bare paho subscriber (reference)", len(events),
-                              bare.last_at - start, bare.received(), cpu)
-    bare.disconnect()
-    return measurement
-
-
-def bench_agent(broker: MosquittoBroker, events: list[tuple[str, bytes]], mode: str,
-                workdir: Path) -> Measurement:
-    db = workdir / f"agent-{mode}.db"
-    settings = _agent_settings(broker, db)
-    agent = Agent(settings)
-    agent.start()
-    agent.ingestion.wait_connected(10)
-    if mode == "backlog":
-        agent.stop()
-        process, _ = publish_in_process(broker, events)
-        process.join()
-        agent = Agent(settings)
-        start = time.time()
-        agent.start()
-    else:
-        process, started = publish_in_process(broker, events)
-    cpu_start = time.process_time()
-    writer_pid = agent.ingestion.writer_pid
-    writer_cpu_start = _process_cpu(writer_pid)
-    _wait_for(lambda: agent.stats().stored_total, len(events))
-    end = time.time()
-    cpu = time.process_time() - cpu_start + _process_cpu(writer_pid) - writer_cpu_start
-    if mode == "live":
-        process.join()
-        start = started.value
-    agent.stop()
-    return Measurement(mode, "edge agent (validate + commit + ack)", len(events), end - start,
-                       _committed(db), cpu)
+    taken = consumer.taken_in()
+    elapsed = consumer.finished_at() - start
+    consumer.stop()
+    if isinstance(consumer, AgentConsumer):
+        taken = consumer.committed()  # loss is judged on the rows in SQLite
+    return Measurement(mode, consumer.label, len(events), elapsed, taken, cpu)
 
 
 def print_table(results: list[Measurement]) -> None:
@@ -294,10 +340,10 @@ def main(argv: list[str] | None = None) -> int:
                 config = MosquittoConfig(persistence=False)
                 with MosquittoBroker(config_dir=workdir / f"mq-{mode}-{consumer}",
                                      config=config) as broker:
-                    if consumer == "bare":
-                        results.append(bench_bare(broker, events, mode))
-                    else:
-                        results.append(bench_agent(broker, events, mode, workdir))
+                    measured: Consumer = (
+                        BareConsumer(broker) if consumer == "bare"
+                        else AgentConsumer(broker, workdir / f"agent-{mode}.db"))
+                    results.append(measure(measured, broker, events, mode))
     print_table(results)
     if args.json:
         rows = [{**asdict(m), "events_per_s": m.rate, "lost": m.lost,
