@@ -14,7 +14,6 @@ in the same mix, is the reference.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import random
@@ -24,13 +23,13 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from http_load import Request, Sample, fixed_rate_schedule, run_load
 
 from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_for_port
 from edge_agent.demo.catalog import generate_catalog
@@ -48,8 +47,6 @@ KEYS = {"kiosk": "bench-kiosk-key-000000", "display": "bench-display-key-0000",
         "staff": "bench-staff-key-000000", "admin": "bench-admin-key-000000"}
 BUILD_BATCH = 2000
 WARMUP_S = 5.0
-# Workers that send requests; enough that a slow reply never delays the next scheduled one.
-CLIENT_THREADS = 48
 REFERENCE = "GET /healthz"
 STOP_GRACE_S = 30
 
@@ -143,59 +140,22 @@ def sample_targets(db_path: Path, count: int = 2000) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------ the load
-@dataclass
-class Sample:
-    endpoint: str
-    latency_ms: float
-    status: int
+def request_mix(targets: dict[str, list[str]], count: int, seed: int) -> list[Request]:
+    """`count` requests drawn from MIX by weight, each for a random shopper/product/zone."""
+    rng = random.Random(seed)
+    weights = [e.weight for e in MIX]
+    requests = []
+    for endpoint in rng.choices(MIX, weights, k=count):
+        pick = {k: rng.choice(v) for k, v in targets.items()}
+        requests.append(Request(endpoint.name, endpoint.path.format(**pick),
+                                (("X-API-Key", KEYS[endpoint.role]),)))
+    return requests
 
 
-class LoadGenerator:
-    def __init__(self, port: int, targets: dict[str, list[str]], seed: int = 1) -> None:
-        self._port = port
-        self._targets = targets
-        self._rng = random.Random(seed)
-        self._local = threading.local()
-        self.samples: list[Sample] = []
-        self._lock = threading.Lock()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = http.client.HTTPConnection("127.0.0.1", self._port, timeout=10)
-            self._local.conn = conn
-        return conn
-
-    def _request(self, endpoint: Endpoint, path: str, scheduled: float, record: bool) -> None:
-        status = 0
-        try:
-            conn = self._connection()
-            conn.request("GET", path, headers={"X-API-Key": KEYS[endpoint.role]})
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, http.client.HTTPException):
-            self._local.conn = None
-        latency_ms = (time.perf_counter() - scheduled) * 1000
-        if record:
-            with self._lock:
-                self.samples.append(Sample(endpoint.name, latency_ms, status))
-
-    def run(self, rate: float, duration_s: float, record: bool) -> None:
-        weights = [e.weight for e in MIX]
-        interval = 1.0 / rate
-        start = time.perf_counter()
-        with ThreadPoolExecutor(CLIENT_THREADS) as pool:
-            n = 0
-            while (scheduled := start + n * interval) < start + duration_s:
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                endpoint = self._rng.choices(MIX, weights)[0]
-                pick = {k: self._rng.choice(v) for k, v in self._targets.items()}
-                path = endpoint.path.format(**pick)
-                pool.submit(self._request, endpoint, path, scheduled, record)
-                n += 1
+def play(port: int, targets: dict[str, list[str]], rate: float, duration_s: float,
+         seed: int) -> list[Sample]:
+    requests = request_mix(targets, int(rate * duration_s), seed)
+    return run_load("127.0.0.1", port, fixed_rate_schedule(requests, rate))
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -206,7 +166,7 @@ def percentile(values: list[float], p: float) -> float:
 def summarize(samples: list[Sample], duration_s: float) -> list[dict[str, float | str | int]]:
     by_endpoint: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
-        by_endpoint[sample.endpoint].append(sample)
+        by_endpoint[sample.name].append(sample)
     rows = []
     for endpoint in [e.name for e in MIX]:
         group = by_endpoint.get(endpoint, [])
@@ -298,10 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                      "--shoppers", str(min(args.shoppers, 2000)), "--seed", str(SEED),
                      "--log-level", "WARNING"], stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL)
-                load = LoadGenerator(port, targets)
-                load.run(args.rate, WARMUP_S, record=False)
+                play(port, targets, args.rate, WARMUP_S, seed=0)
                 events_before, started = _events(db_path), time.time()
-                load.run(args.rate, args.duration, record=True)
+                samples = play(port, targets, args.rate, args.duration, seed=1)
                 ingest_rate = (_events(db_path) - events_before) / (time.time() - started)
             finally:
                 for process in (simulator, agent):
@@ -312,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
                         except subprocess.TimeoutExpired:
                             process.kill()
                             process.wait()
-    rows = summarize(load.samples, args.duration)
+    rows = summarize(samples, args.duration)
     context = {**summary, "rate": args.rate, "duration_s": args.duration,
                "ingest_events_per_s": round(ingest_rate),
                "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -19,6 +19,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from models.runtime import inference_session
+
 logger = logging.getLogger(__name__)
 
 # One input name for every exported model, so the edge feeds every session the same way.
@@ -183,7 +185,7 @@ def session(model: onnx.ModelProto | bytes | Path) -> ort.InferenceSession:
         model = model.SerializeToString()
     elif isinstance(model, Path):
         model = model.read_bytes()
-    return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    return inference_session(model)
 
 
 def run(sess: ort.InferenceSession, features: np.ndarray, output: int | str = 0) -> np.ndarray:

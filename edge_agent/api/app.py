@@ -14,7 +14,7 @@ from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
-from edge_agent.api.observability import install_latency_metrics
+from edge_agent.api.observability import LatencyMetrics
 from edge_agent.api.routes import (
     admin,
     displays,
@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Recommendations, shopping lists, routes and staff tools for one "
                               "store, served from the store itself. Send `X-API-Key`.")
     install_error_handlers(app)
-    install_latency_metrics(app, agent.metrics.registry)
+    app.add_middleware(LatencyMetrics, registry=agent.metrics.registry)
     for module in (health, store, shoppers, recommendations, wayfinding, displays, products,
                    staff, feedback, admin):
         app.include_router(module.router)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -37,7 +37,7 @@ class KeyRing:
         return found
 
 
-def _caller(request: Request, presented: Annotated[str | None, Security(_header)]) -> Caller:
+async def _caller(request: Request, presented: Annotated[str | None, Security(_header)]) -> Caller:
     if not presented:
         raise HTTPException(401, detail=f"missing {API_KEY_HEADER} header",
                             headers={"WWW-Authenticate": API_KEY_HEADER})
@@ -48,11 +48,11 @@ def _caller(request: Request, presented: Annotated[str | None, Security(_header)
     return caller
 
 
-def allow(*roles: Role) -> Callable[..., Caller]:
+def allow(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting only callers whose key has one of `roles` (admin always)."""
     permitted = set(roles) | {"admin"}
 
-    def check(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+    async def check(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
         if caller.role not in permitted:
             raise HTTPException(403, detail=f"a {caller.role} key may not use this endpoint")
         return caller

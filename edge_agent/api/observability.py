@@ -3,32 +3,46 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Buckets around the targets: p99 < 20 ms for personal endpoints, < 200 ms for anything.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5,
                    1.0)
 
 
-def install_latency_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    histogram = Histogram("edge_http_request_seconds", "HTTP request latency by route",
-                          ["route", "method", "status"], buckets=LATENCY_BUCKETS,
-                          registry=registry)
+class LatencyMetrics:
+    """Plain ASGI middleware: Starlette's `BaseHTTPMiddleware` runs each request through an
+    extra task and memory streams, which cost as much as a small handler."""
 
-    @app.middleware("http")
-    async def _timed(request: Request,
-                     call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.histogram = Histogram("edge_http_request_seconds", "HTTP request latency by route",
+                                   ["route", "method", "status"], buckets=LATENCY_BUCKETS,
+                                   registry=registry)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        histogram.labels(_route_template(request), request.method,
-                         str(response.status_code)).observe(time.perf_counter() - started)
-        return response
+        status = 500  # what the client sees if the app fails before starting a response
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            self.histogram.labels(_route_template(scope), scope["method"],
+                                  str(status)).observe(time.perf_counter() - started)
 
 
-def _route_template(request: Request) -> str:
+def _route_template(scope: Scope) -> str:
     # The router records the matched route in the (shared) scope on the way in.
-    route = request.scope.get("route")
+    route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"

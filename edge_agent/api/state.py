@@ -26,5 +26,5 @@ class ServingState:
     cache: TtlCache = field(default_factory=TtlCache)
 
 
-def serving_state(request: Request) -> ServingState:
+async def serving_state(request: Request) -> ServingState:
     return request.app.state.serving

@@ -37,6 +37,7 @@ from models.bundle.manifest import (
     parse_manifest,
     sha256_hex,
 )
+from models.runtime import inference_session
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class VerifiedBundle:
 
     def onnx_session(self, name: str) -> ort.InferenceSession:
         """An ONNX Runtime session built from the verified bytes of ``name``."""
-        return ort.InferenceSession(self.read(name), providers=["CPUExecutionProvider"])
+        return inference_session(self.read(name))
 
 
 def verify_bundle(

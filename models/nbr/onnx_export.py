@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from models.features.nbr import FEATURE_NAMES
+from models.runtime import inference_session
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +47,7 @@ class OnnxRanker:
     """Scores candidate feature rows with onnxruntime (what the edge runs)."""
 
     def __init__(self, model_bytes: bytes) -> None:
-        import onnxruntime as ort
-
-        self._session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
+        self._session = inference_session(model_bytes)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Probability that each candidate is in the next basket (float32)."""

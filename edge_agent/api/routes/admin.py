@@ -62,7 +62,7 @@ def _status(state: ServingState) -> ModelsStatus:
 
 
 @router.get("/models", response_model=ModelsStatus, summary="Models being served")
-def get_models(state: State, _caller: Admin) -> ModelsStatus:
+async def get_models(state: State, _caller: Admin) -> ModelsStatus:
     return _status(state)
 
 

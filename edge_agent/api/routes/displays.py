@@ -52,7 +52,7 @@ class DisplayContent(BaseModel):
 @router.get("/{zone_id}/content", response_model=DisplayContent,
             summary="What a display in this zone shows now",
             responses={404: {"description": "no such zone in this store's layout"}})
-def display_content(zone_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+async def display_content(zone_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
                     state: State,
                     _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))]
                     ) -> DisplayContent:

@@ -16,13 +16,13 @@ State = Annotated[ServingState, Depends(serving_state)]
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="Readiness: database open, broker connected, models loaded",
             responses={503: {"description": "not ready; `checks` says what is missing"}})
-def readyz(state: State) -> Any:
+async def readyz(state: State) -> Any:
     checks = {"database": _database_ok(state), "broker": state.agent.ingestion.connected,
               "models": state.models.current is not None}
     ready = all(checks.values())
@@ -30,7 +30,7 @@ def readyz(state: State) -> Any:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(state: State) -> Response:
+async def metrics(state: State) -> Response:
     return Response(generate_latest(state.agent.metrics.registry),
                     media_type=CONTENT_TYPE_LATEST)
 

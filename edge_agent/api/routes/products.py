@@ -44,7 +44,7 @@ class SimilarResponse(BaseModel):
 @router.get("/{product_id}/similar", response_model=SimilarResponse,
             summary="Products like this one: same category, close in price, in stock first",
             responses={404: {"description": "unknown product or shopper"}})
-def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+async def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
                 state: State,
                 _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))],
                 limit: Annotated[int, Query(ge=1, le=50)] = 8,

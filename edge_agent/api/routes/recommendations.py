@@ -50,7 +50,7 @@ class RecommendationsResponse(BaseModel):
 @router.get("/{customer_id}/recommendations", response_model=RecommendationsResponse,
             summary="Recommendations for a shopper; non-personal without consent",
             responses={404: {"description": "unknown shopper"}})
-def get_recommendations(
+async def get_recommendations(
         customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
         state: State,
         _caller: Annotated[Caller, Depends(allow("kiosk", "display", "staff"))],

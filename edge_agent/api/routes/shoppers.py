@@ -68,7 +68,7 @@ class ShoppingListResponse(BaseModel):
 
 @router.get("/lookup", response_model=ShopperRef, summary="Find a shopper by loyalty number",
             responses={404: {"description": "no shopper with that number"}})
-def lookup(state: State, _caller: KioskOrStaff,
+async def lookup(state: State, _caller: KioskOrStaff,
            loyalty_number: Annotated[str, Query(min_length=4, max_length=32,
                                                 pattern=r"^[0-9A-Za-z-]+$")]) -> ShopperRef:
     with shopper_errors():
@@ -79,7 +79,7 @@ def lookup(state: State, _caller: KioskOrStaff,
 @router.get("/{customer_id}/purchase-timing", response_model=TimingResponse,
             summary="Predicted days until the shopper's next purchase, per category",
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
-def purchase_timing(customer_id: CustomerId, state: State,
+async def purchase_timing(customer_id: CustomerId, state: State,
                     _caller: KioskOrStaff) -> TimingResponse:
     models = current_models(state)
     with shopper_errors():
@@ -97,7 +97,7 @@ def purchase_timing(customer_id: CustomerId, state: State,
 @router.get("/{customer_id}/shopping-list", response_model=ShoppingListResponse,
             summary="What the shopper is about to run out of: urgent and upcoming items",
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
-def get_shopping_list(customer_id: CustomerId, state: State,
+async def get_shopping_list(customer_id: CustomerId, state: State,
                       _caller: KioskOrStaff) -> ShoppingListResponse:
     models = current_models(state)
     conn = state.reads.get()

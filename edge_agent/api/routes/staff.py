@@ -40,7 +40,7 @@ class RestockAlertsResponse(BaseModel):
 
 @router.get("/restock-alerts", response_model=RestockAlertsResponse,
             summary="Shelves that are empty or running low, emptiest first")
-def get_restock_alerts(state: State,
+async def get_restock_alerts(state: State,
                        _caller: Annotated[Caller, Depends(allow("staff"))],
                        below: Annotated[float, Query(ge=0, le=1, description=(
                            "alert at or below this share of capacity"))] = 0.2,
@@ -67,7 +67,7 @@ class InsightsOut(BaseModel):
             summary="A shopper's segment, habits and diet, for staff helping them",
             responses={403: {"description": "the shopper has not consented to staff assist"},
                        404: {"description": "unknown shopper"}})
-def get_insights(customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+async def get_insights(customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
                  state: State, _caller: Annotated[Caller, Depends(allow("staff"))]
                  ) -> InsightsOut:
     with shopper_errors():

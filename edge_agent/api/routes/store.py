@@ -33,7 +33,7 @@ class TrendingResponse(BaseModel):
 
 @router.get("/trending", response_model=TrendingResponse,
             summary="Products selling faster than usual in this store right now")
-def trending(state: State,
+async def trending(state: State,
              _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))],
              window_hours: Annotated[float, Query(gt=0, le=72)] = 3.0,
              limit: Annotated[int, Query(ge=1, le=100)] = 10) -> TrendingResponse:

@@ -85,7 +85,7 @@ def plan_for_products(state: ServingState, product_ids: list[str],
 
 
 @router.get("/store/map", summary="The store's map: outline, fixtures, shelves, doors, zones")
-def store_map(state: State,
+async def store_map(state: State,
               _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))]
               ) -> dict[str, Any]:
     return state.store_map.map_payload()
@@ -94,7 +94,7 @@ def store_map(state: State,
 @router.post("/routes", response_model=RouteOut,
              summary="The shortest walk from an entrance past every product to a checkout, "
                      "frozen goods last")
-def route_for_products(body: RouteRequest, state: State,
+async def route_for_products(body: RouteRequest, state: State,
                        _caller: Annotated[Caller, Depends(allow("kiosk", "staff"))]) -> RouteOut:
     return plan_for_products(state, body.product_ids, body.avoid_congestion)
 
@@ -102,7 +102,7 @@ def route_for_products(body: RouteRequest, state: State,
 @router.get("/shoppers/{customer_id}/shopping-list/route", response_model=RouteOut,
             summary="The walk to collect the shopper's shopping list",
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
-def route_for_shopping_list(
+async def route_for_shopping_list(
         customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
         state: State, _caller: Annotated[Caller, Depends(allow("kiosk", "staff"))]) -> RouteOut:
     models = current_models(state)

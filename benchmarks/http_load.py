@@ -1,0 +1,124 @@
+"""An open-loop HTTP/1.1 load generator: requests leave on a fixed schedule, whatever the
+server's speed, and each latency is measured from its scheduled time (no coordinated
+omission). One asyncio loop in its own process, so the client's costs never share a GIL
+with the server's, and its timestamps are not delayed by threads contending for one.
+
+Keep-alive connections are reused; when every open connection is busy a new one is opened,
+so a slow reply never delays the next scheduled request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+CONNECT_TIMEOUT_S = 5.0
+REPLY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str  # the endpoint's label in the results
+    path: str
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    latency_ms: float
+    status: int  # 0: no reply (connection error or timeout)
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def get(self, request: Request, host: str) -> int:
+        head = [f"GET {request.path} HTTP/1.1", f"Host: {host}"]
+        head += [f"{k}: {v}" for k, v in request.headers]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _run(host: str, port: int, schedule: Sequence[tuple[float, Request]]
+               ) -> list[Sample]:
+    idle: list[_Connection] = []
+    samples: list[Sample] = []
+    pending: set[asyncio.Task[None]] = set()
+
+    async def one(request: Request, scheduled: float) -> None:
+        conn = idle.pop() if idle else None
+        status = 0
+        try:
+            if conn is None:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
+                conn = _Connection(reader, writer)
+            status = await asyncio.wait_for(conn.get(request, host), REPLY_TIMEOUT_S)
+            idle.append(conn)
+        except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            if conn is not None:
+                conn.close()
+        samples.append(Sample(request.name, (time.perf_counter() - scheduled) * 1000, status))
+
+    start = time.perf_counter() + 0.05
+    for offset, request in schedule:
+        scheduled = start + offset
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(request, scheduled))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+    if pending:
+        await asyncio.wait(pending)
+    for conn in idle:
+        conn.close()
+    return samples
+
+
+def fixed_rate_schedule(requests: Sequence[Request], rate: float) -> list[tuple[float, Request]]:
+    """Send times (seconds from the start) at exactly `rate` per second."""
+    return [(n / rate, request) for n, request in enumerate(requests)]
+
+
+def _child(host: str, port: int, schedule: list[tuple[float, Request]],
+           out: multiprocessing.connection.Connection) -> None:
+    try:
+        import uvloop  # part of uvicorn[standard]; a cheaper loop keeps the client light
+
+        uvloop.install()
+    except ImportError:
+        pass
+    out.send(asyncio.run(_run(host, port, schedule)))
+    out.close()
+
+
+def run_load(host: str, port: int, schedule: list[tuple[float, Request]]) -> list[Sample]:
+    """Play `schedule` against host:port from a separate process; returns every sample."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_child, args=(host, port, schedule, send), daemon=True)
+    process.start()
+    send.close()
+    try:
+        samples: list[Sample] = receive.recv()
+    finally:
+        process.join()
+    return samples
