@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,12 @@ class ItemStats:
 
     def popular_items(self, n: int) -> np.ndarray:
         """The n most popular item codes, best first."""
-        return np.lexsort((np.arange(self.n_items), -self.popularity))[:n]
+        return self._by_popularity[:n]
+
+    @cached_property
+    def _by_popularity(self) -> np.ndarray:
+        # Sorted once per loaded model; serving asks for every request.
+        return np.lexsort((np.arange(self.n_items), -self.popularity))
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(

@@ -60,15 +60,14 @@ def _top_copurchase(
     table: StateTable, scores: sp.csr_matrix, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per shopper, the n best-scored items they have not bought yet."""
-    coo = scores.tocoo()
-    own = np.isin(
-        coo.row.astype(np.int64) * np.int64(1 << 32) + coo.col,
-        table.pair_row * np.int64(1 << 32) + table.pair_item,
-    )
-    row, col, val = coo.row[~own], coo.col[~own], coo.data[~own]
+    scores = scores.tocsr()
+    row = np.repeat(np.arange(scores.shape[0], dtype=np.int64), np.diff(scores.indptr))
+    col = scores.indices.astype(np.int64)
+    new = table.pair_index(row, col) < 0
+    row, col, val = row[new], col[new], scores.data[new]
     order = np.lexsort((col, -val, row))
     row, col = row[order], col[order]
     first = np.searchsorted(row, row, side="left")
     rank = np.arange(len(row)) - first
     keep = rank < n
-    return row[keep].astype(np.int64), col[keep].astype(np.int64)
+    return row[keep], col[keep]
