@@ -30,6 +30,7 @@ class Request:
 @dataclass(frozen=True)
 class Sample:
     name: str
+    offset_s: float  # scheduled send time, from the start of the run
     latency_ms: float
     status: int  # 0: no reply (connection error or timeout)
 
@@ -62,7 +63,7 @@ async def _run(host: str, port: int, schedule: Sequence[tuple[float, Request]]
     samples: list[Sample] = []
     pending: set[asyncio.Task[None]] = set()
 
-    async def one(request: Request, scheduled: float) -> None:
+    async def one(request: Request, offset: float, scheduled: float) -> None:
         conn = idle.pop() if idle else None
         status = 0
         try:
@@ -75,7 +76,8 @@ async def _run(host: str, port: int, schedule: Sequence[tuple[float, Request]]
         except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             if conn is not None:
                 conn.close()
-        samples.append(Sample(request.name, (time.perf_counter() - scheduled) * 1000, status))
+        samples.append(Sample(request.name, offset, (time.perf_counter() - scheduled) * 1000,
+                              status))
 
     start = time.perf_counter() + 0.05
     for offset, request in schedule:
@@ -83,7 +85,7 @@ async def _run(host: str, port: int, schedule: Sequence[tuple[float, Request]]
         delay = scheduled - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        task = asyncio.create_task(one(request, scheduled))
+        task = asyncio.create_task(one(request, offset, scheduled))
         pending.add(task)
         task.add_done_callback(pending.discard)
     if pending:

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the agent: MQTT ingestion and the HTTP API")
     _add_common(run)
     run.add_argument("--port", type=int, help="HTTP port (EDGE_PORT)")
+    run.add_argument("--workers", dest="http_workers", type=int,
+                     help="HTTP worker processes (EDGE_HTTP_WORKERS; default 1: HTTP and "
+                          "ingestion in one process)")
 
     simulate = commands.add_parser("simulate", help="publish simulated store traffic")
     _add_common(simulate)
@@ -51,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace, **defaults: object) -> Settings:
     flags = {name: getattr(args, name, None)
-             for name in ("store_id", "broker", "db", "port", "log_level")}
+             for name in ("store_id", "broker", "db", "port", "log_level", "http_workers")}
     for name, value in defaults.items():
         if flags.get(name) is None:
             flags[name] = value
@@ -67,6 +70,10 @@ def _run(args: argparse.Namespace) -> int:
     if settings.broker is None:
         raise SettingsError("broker (EDGE_BROKER): required for `run`; use `demo` for an "
                             "embedded broker")
+    if settings.http_workers > 1:
+        from edge_agent.api.workers import serve_with_workers
+
+        return serve_with_workers(settings)
     # uvicorn handles SIGINT/SIGTERM and runs the lifespan, which starts and stops ingestion.
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.port,
                 log_level=settings.log_level.lower(), access_log=False)

@@ -6,6 +6,7 @@ A bad value fails at start-up with the setting's name in the message (`SettingsE
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -78,6 +79,10 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # HTTP worker processes. One process serves HTTP beside ingestion; with more, the agent
+    # process keeps ingestion and each worker answers requests on its own core (the handlers
+    # are CPU-bound Python: one process holds one core at most, whatever its threads).
+    http_workers: int = Field(default=1, ge=1, le=32)
     # The store's layout: a shipped one by name (convenience, supermarket, hypermarket) or
     # the path of a layout file (docs/store-layouts.md).
     layout: str = "supermarket"
@@ -191,6 +196,24 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise SettingsError(f"config_file: {exc}") from None
     finally:
         _CONFIG_FILE_OVERRIDE.pop("path", None)
+
+
+def settings_to_json(settings: Settings) -> str:
+    """Every value, secrets in clear: only for handing to the agent's own worker processes."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, Path):
+            return str(value)
+        raise TypeError(f"cannot pass {type(value).__name__} to a worker")
+
+    return json.dumps(settings.model_dump(), default=plain)
+
+
+def settings_from_json(text: str) -> Settings:
+    """The settings a worker was handed by `settings_to_json` (they override env and file)."""
+    return Settings(**json.loads(text))
 
 
 def _describe(exc: ValidationError) -> str:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 
 from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
@@ -27,7 +28,9 @@ from edge_agent.api.routes import (
     store,
     wayfinding,
 )
-from edge_agent.api.state import ServingState
+from edge_agent.api.shared import SharedRuntime
+from edge_agent.api.state import IngestLink, ServingState
+from edge_agent.api.worker import BundleFollower, WorkerIngest
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.modeling.watcher import BundleWatcher
 from edge_agent.periodic import PeriodicTask
@@ -37,41 +40,61 @@ from kiosk_ui import STATIC_DIR
 
 logger = logging.getLogger(__name__)
 UI_PATH = "/ui"
+# How soon a worker follows a bundle an admin loaded through another worker.
+FOLLOW_INTERVAL_S = 1.0
 
 
-def create_app(settings: Settings) -> FastAPI:
-    agent = Agent(settings)
+def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastAPI:
+    """The app. Without `shared`, its lifespan runs ingestion in this process too (tests,
+    the demo, `edge-agent run` with one worker). With it, this is one HTTP worker of
+    `edge-agent run --workers N`, beside the agent process that ingests."""
+    agent = Agent(settings) if shared is None else None
+    metrics_registry = agent.metrics.registry if agent is not None else CollectorRegistry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        agent.start()
+        ingest: IngestLink
+        if agent is not None:
+            agent.start()
+            ingest = agent.ingestion
+        else:
+            assert shared is not None
+            ingest = WorkerIngest(settings, shared)
         reads = ReadConnections(settings.db)
         registry = ModelRegistry(settings.model_public_key)
         store_map = StoreMap(settings.layout)
-        app.state.serving = ServingState(settings=settings, agent=agent, reads=reads,
+        app.state.serving = ServingState(settings=settings, ingest=ingest, reads=reads,
                                          keyring=KeyRing(settings.api_keys), models=registry,
-                                         store_map=store_map)
-        congestion = PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
-                                  settings.congestion_interval_s)
-        congestion.start()
+                                         store_map=store_map, metrics_registry=metrics_registry,
+                                         agent=agent, shared=shared)
+        tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
+                              settings.congestion_interval_s)]
+        if shared is not None:
+            tasks.append(PeriodicTask("bundle-follower",
+                                      BundleFollower(registry, shared).check_once,
+                                      FOLLOW_INTERVAL_S))
+        for task in tasks:
+            task.start()
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
         watcher = _start_models(settings, registry)
         try:
             yield
         finally:
-            congestion.stop()
+            for task in tasks:
+                task.stop()
             if watcher is not None:
                 watcher.stop()
             reads.close()
-            agent.stop()
+            if agent is not None:
+                agent.stop()
 
     app = FastAPI(title="In-store personalization edge agent", version="0.1.0",
                   lifespan=lifespan,
                   description="Recommendations, shopping lists, routes and staff tools for one "
                               "store, served from the store itself. Send `X-API-Key`.")
     install_error_handlers(app)
-    app.add_middleware(LatencyMetrics, registry=agent.metrics.registry)
+    app.add_middleware(LatencyMetrics, registry=metrics_registry)
     for module in (health, store, shoppers, recommendations, wayfinding, displays, products,
                    staff, feedback, admin):
         app.include_router(module.router)

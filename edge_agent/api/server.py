@@ -35,7 +35,9 @@ class BackgroundServer:
 
     @property
     def agent(self) -> Agent:
-        return self.app.state.serving.agent
+        agent: Agent | None = self.app.state.serving.agent
+        assert agent is not None, "a background server runs ingestion in process"
+        return agent
 
     def stop(self) -> None:
         self._server.should_exit = True

@@ -3,27 +3,58 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from fastapi import Request
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.cache import TtlCache
 from edge_agent.api.database import ReadConnections
+from edge_agent.api.shared import SharedRuntime
 from edge_agent.modeling.registry import ModelRegistry
 from edge_agent.settings import Settings
 from edge_agent.wayfinding import StoreMap
 
 
+class IngestLink(Protocol):
+    """What handlers need of ingestion, in this process or the agent process beside it."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def submit(self, topic: str, payload: bytes, timeout: float) -> bool: ...
+
+
 @dataclass
 class ServingState:
     settings: Settings
-    agent: Agent
+    ingest: IngestLink
     reads: ReadConnections
     keyring: KeyRing
     models: ModelRegistry
     store_map: StoreMap
+    metrics_registry: CollectorRegistry
+    agent: Agent | None = None  # None in a worker of `run --workers N`
+    shared: SharedRuntime | None = None  # set in such a worker
     cache: TtlCache = field(default_factory=TtlCache)
+
+    def metrics_text(self) -> bytes:
+        """The Prometheus exposition: this process's registry, or in a worker, every
+        process of the run (ingestion's counters and all workers' latencies)."""
+        if self.shared is None:
+            return generate_latest(self.metrics_registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.shared.metrics_dir))
+        return generate_latest(registry)
+
+    def models_changed(self) -> None:
+        """After an admin load or rollback: the other workers follow this one."""
+        current = self.models.current
+        if self.shared is not None and current is not None and current.source is not None:
+            self.shared.record_bundle(current.source, current.version)
 
 
 async def serving_state(request: Request) -> ServingState:

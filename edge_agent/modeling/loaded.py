@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edge_agent.features.shopper import SaleLine, ShopperFeatures
@@ -33,9 +34,11 @@ class LoadedModels:
     segments: SegmentAssigner | None = field(repr=False)
     loaded_at: str = ""
     ranker: Ranker | None = field(default=None, repr=False)
+    source: Path | None = None  # where the bundle was loaded from
 
     @classmethod
-    def from_bundle(cls, bundle: VerifiedBundle, loaded_at: str) -> LoadedModels:
+    def from_bundle(cls, bundle: VerifiedBundle, loaded_at: str,
+                    source: Path | None = None) -> LoadedModels:
         """Build every model the bundle carries; raises BundleError if one is incompatible."""
         files = set(bundle.files)
         timing = TimingPredictor.from_bundle(bundle) if "timing.onnx" in files else None
@@ -44,7 +47,7 @@ class LoadedModels:
         if timing is None and segments is None and ranker is None:
             raise SmokeTestFailed(f"bundle {bundle.version} carries no model this agent serves")
         return cls(bundle.version, bundle.name, bundle.manifest, timing, segments, loaded_at,
-                   ranker)
+                   ranker, source)
 
     @property
     def model_names(self) -> list[str]:

@@ -46,7 +46,8 @@ class ModelRegistry:
             extract_dir = Path(tempfile.mkdtemp(prefix="edge-bundle-"))
             try:
                 bundle = verify_bundle(path, self._public_key, extract_to=extract_dir)
-                candidate = LoadedModels.from_bundle(bundle, loaded_at=format_ts(utc_now()))
+                candidate = LoadedModels.from_bundle(bundle, loaded_at=format_ts(utc_now()),
+                                                     source=path)
                 candidate.smoke_test()
             except BundleError as exc:
                 logger.error("refused model bundle %s: %s", path, exc)

@@ -148,3 +148,16 @@ def _product_daily_sales(db: sqlite_utils.Database) -> None:
         " SELECT i.product_id, substr(t.ts, 1, 10), COUNT(DISTINCT t.transaction_id),"
         " SUM(i.quantity) FROM transactions t JOIN transaction_items i USING (transaction_id)"
         " GROUP BY i.product_id, substr(t.ts, 1, 10)")
+
+
+@migration(4, "a catalog version, bumped by any change to products")
+def _catalog_version(db: sqlite_utils.Database) -> None:
+    # Request handlers keep the catalog in memory and reread it only when this moves:
+    # one tiny read per request instead of a product query, and no stale product ever.
+    db.execute("CREATE TABLE catalog_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+               " version INTEGER NOT NULL)")
+    db.execute("INSERT INTO catalog_version (id, version) VALUES (1, 0)")
+    for change in ("INSERT", "UPDATE", "DELETE"):
+        db.execute(f"CREATE TRIGGER products_{change.lower()}_bumps_version AFTER {change}"
+                   " ON products BEGIN"
+                   " UPDATE catalog_version SET version = version + 1 WHERE id = 1; END")

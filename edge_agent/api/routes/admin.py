@@ -74,6 +74,7 @@ def load_models(body: LoadRequest, state: State, _caller: Admin) -> ModelsStatus
         state.models.load(Path(body.path))
     except BundleRefused as exc:
         raise BundleRefusedError(exc.reason, path=body.path) from exc
+    state.models_changed()
     return _status(state)
 
 
@@ -85,4 +86,5 @@ def rollback_models(state: State, _caller: Admin) -> ModelsStatus:
         state.models.rollback()
     except LookupError as exc:
         raise NothingToRollBack(str(exc)) from exc
+    state.models_changed()
     return _status(state)

@@ -47,8 +47,8 @@ def post_feedback(body: FeedbackIn, state: State,
                         customer_id=body.customer_id, action=body.action,
                         product_id=body.product_id, context=body.context,
                         model_version=body.model_version)
-    stored = state.agent.ingestion.submit(topic_for(event, body.device_id),
-                                          event.model_dump_json().encode(), COMMIT_TIMEOUT_S)
+    stored = state.ingest.submit(topic_for(event, body.device_id),
+                                 event.model_dump_json().encode(), COMMIT_TIMEOUT_S)
     if not stored:
         raise NotReady("feedback could not be stored in time; retry with the same event_id",
                        event_id=event.event_id)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from edge_agent.api.state import ServingState, serving_state
 
@@ -23,7 +23,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", summary="Readiness: database open, broker connected, models loaded",
             responses={503: {"description": "not ready; `checks` says what is missing"}})
 async def readyz(state: State) -> Any:
-    checks = {"database": _database_ok(state), "broker": state.agent.ingestion.connected,
+    checks = {"database": _database_ok(state), "broker": state.ingest.connected,
               "models": state.models.current is not None}
     ready = all(checks.values())
     return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
@@ -31,7 +31,7 @@ async def readyz(state: State) -> Any:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(state: State) -> Response:
-    return Response(generate_latest(state.agent.metrics.registry),
+    return Response(state.metrics_text(),
                     media_type=CONTENT_TYPE_LATEST)
 
 

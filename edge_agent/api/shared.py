@@ -1,0 +1,86 @@
+"""What the agent process and its HTTP worker processes share (`edge-agent run --workers N`):
+one private directory per run, holding
+
+- `metrics/`: Prometheus multiprocess files, so `/metrics` on any worker shows ingestion's
+  counters (kept by the agent process) and every worker's request latencies together;
+- `agent-status.json`: the agent process's heartbeat and whether it is connected to the
+  broker, for `/readyz`;
+- `active-bundle.json`: the bundle an admin last loaded (or rolled back to) on any worker,
+  which every other worker then loads too.
+
+Files are replaced atomically (write, then rename), so a reader sees the old or the new
+content, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RUNTIME_DIR_ENV = "EDGE_RUNTIME_DIR"
+# The agent writes its status every second; a status older than this means it is gone.
+STATUS_STALE_S = 5.0
+
+
+@dataclass(frozen=True)
+class SharedRuntime:
+    root: Path
+
+    @property
+    def metrics_dir(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def status_file(self) -> Path:
+        return self.root / "agent-status.json"
+
+    @property
+    def bundle_record(self) -> Path:
+        return self.root / "active-bundle.json"
+
+    def prepare(self) -> None:
+        """Create the directory afresh (metric files of an earlier run must not count)."""
+        self.metrics_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.metrics_dir.glob("*.db"):
+            stale.unlink()
+        for stale in (self.status_file, self.bundle_record):
+            stale.unlink(missing_ok=True)
+
+    # -- the agent process's status ----------------------------------------------------------
+    def write_status(self, connected: bool) -> None:
+        _write_json(self.status_file, {"connected": connected, "at": time.time(),
+                                       "pid": os.getpid()})
+
+    def broker_connected(self) -> bool:
+        """The agent process says it is connected, and said so recently."""
+        status = _read_json(self.status_file)
+        if status is None:
+            return False
+        return bool(status.get("connected")) and time.time() - float(status["at"]) < STATUS_STALE_S
+
+    # -- the bundle every worker should serve ------------------------------------------------
+    def record_bundle(self, path: Path, version: str) -> None:
+        _write_json(self.bundle_record, {"path": str(path), "version": version})
+
+    def recorded_bundle(self) -> tuple[Path, str] | None:
+        record = _read_json(self.bundle_record)
+        if record is None:
+            return None
+        return Path(record["path"]), str(record["version"])
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value))
+    os.replace(temporary, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

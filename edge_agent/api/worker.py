@@ -1,0 +1,101 @@
+"""One HTTP worker process of `edge-agent run --workers N`.
+
+    python -m edge_agent.api.worker LISTEN_FD
+
+The agent process starts it with the listening socket inherited as LISTEN_FD, the settings
+in `EDGE_WORKER_SETTINGS` and the run's shared directory in `EDGE_RUNTIME_DIR`. The worker
+answers HTTP only: ingestion stays in the agent process. What it needs from ingestion it
+gets through the shared directory (broker status) or does itself (feedback, committed
+through its own writer connection: low volume, and SQLite serialises the writers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+from edge_agent.api.shared import RUNTIME_DIR_ENV, SharedRuntime
+from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+from edge_agent.settings import Settings, settings_from_json
+from edge_agent.storage import open_database
+from edge_agent.storage.event_writer import EventWriter, RawMessage
+
+logger = logging.getLogger(__name__)
+WORKER_SETTINGS_ENV = "EDGE_WORKER_SETTINGS"
+
+
+class WorkerIngest:
+    """The two things a worker's handlers ask of ingestion: is the broker connected, and
+    store this event now (returns once committed)."""
+
+    def __init__(self, settings: Settings, shared: SharedRuntime) -> None:
+        self._settings = settings
+        self._shared = shared
+        self._lock = threading.Lock()  # one writer connection, used from the thread pool
+        self._writer: EventWriter | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._shared.broker_connected()
+
+    def submit(self, topic: str, payload: bytes, timeout: float) -> bool:
+        with self._lock:
+            if self._writer is None:
+                db = open_database(self._settings.db, synchronous=self._settings.sqlite_synchronous,
+                                   check_same_thread=False)
+                self._writer = EventWriter(
+                    db, store_id=self._settings.store_id,
+                    max_payload_bytes=self._settings.max_payload_bytes,
+                    dead_letter_max_raw_bytes=self._settings.dead_letter_max_raw_bytes)
+            result = self._writer.write_batch([RawMessage(topic, payload)])
+        return result.stored_total + result.duplicates == 1
+
+
+class BundleFollower:
+    """Loads the bundle an admin loaded (or rolled back to) on another worker, so every
+    worker serves the same version. A bundle refused here is not retried until the record
+    names another one."""
+
+    def __init__(self, registry: ModelRegistry, shared: SharedRuntime) -> None:
+        self._registry = registry
+        self._shared = shared
+        self._refused: tuple[Path, str] | None = None
+
+    def check_once(self) -> None:
+        record = self._shared.recorded_bundle()
+        current = self._registry.current
+        if record is None or record == self._refused:
+            return
+        if current is not None and current.version == record[1]:
+            return
+        try:
+            self._registry.load(record[0])
+        except BundleRefused as exc:
+            logger.error("not following the other workers to %s: %s", record[1], exc.reason)
+            self._refused = record
+
+
+def main(argv: list[str]) -> int:
+    import uvicorn
+
+    from edge_agent.api.app import create_app
+
+    settings = settings_from_json(os.environ[WORKER_SETTINGS_ENV])
+    shared = SharedRuntime(Path(os.environ[RUNTIME_DIR_ENV]))
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s worker-%(process)d %(name)s: "
+                               "%(message)s")
+    listener = socket.socket(fileno=int(argv[0]))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, shared),
+                                           log_level=settings.log_level.lower(),
+                                           access_log=False))
+    server.run(sockets=[listener])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
