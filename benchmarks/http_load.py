@@ -10,12 +10,14 @@ so a slow reply never delays the next scheduled request.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import multiprocessing.connection
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+logger = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
 REPLY_TIMEOUT_S = 30.0
 
@@ -64,18 +66,28 @@ async def _run(host: str, port: int, schedule: Sequence[tuple[float, Request]]
     pending: set[asyncio.Task[None]] = set()
 
     async def one(request: Request, offset: float, scheduled: float) -> None:
-        conn = idle.pop() if idle else None
         status = 0
-        try:
-            if conn is None:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
-                conn = _Connection(reader, writer)
-            status = await asyncio.wait_for(conn.get(request, host), REPLY_TIMEOUT_S)
-            idle.append(conn)
-        except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
-            if conn is not None:
-                conn.close()
+        # A kept-alive connection the server has since closed (idle timeout) fails before
+        # any reply; like any HTTP client, retry such a GET once on a new connection.
+        for reused in (bool(idle), False):
+            conn = idle.pop() if reused else None
+            try:
+                if conn is None:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(host, port), CONNECT_TIMEOUT_S)
+                    conn = _Connection(reader, writer)
+                status = await asyncio.wait_for(conn.get(request, host), REPLY_TIMEOUT_S)
+                idle.append(conn)
+                break
+            except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+                if conn is not None:
+                    conn.close()
+                if not reused:
+                    logger.warning("%s %s: %r", request.name, request.path, exc)
+            except TimeoutError:
+                if conn is not None:
+                    conn.close()
+                break
         samples.append(Sample(request.name, offset, (time.perf_counter() - scheduled) * 1000,
                               status))
 

@@ -15,7 +15,7 @@ from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
-from edge_agent.api.observability import LatencyMetrics
+from edge_agent.api.observability import LatencyMetrics, ModelVersionMetric
 from edge_agent.api.routes import (
     admin,
     displays,
@@ -50,6 +50,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
     `edge-agent run --workers N`, beside the agent process that ingests."""
     agent = Agent(settings) if shared is None else None
     metrics_registry = agent.metrics.registry if agent is not None else CollectorRegistry()
+    model_metric = ModelVersionMetric(metrics_registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,7 +62,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
             assert shared is not None
             ingest = WorkerIngest(settings, shared)
         reads = ReadConnections(settings.db)
-        registry = ModelRegistry(settings.model_public_key)
+        registry = ModelRegistry(settings.model_public_key, on_swap=model_metric.swapped)
         store_map = StoreMap(settings.layout)
         app.state.serving = ServingState(settings=settings, ingest=ingest, reads=reads,
                                          keyring=KeyRing(settings.api_keys), models=registry,

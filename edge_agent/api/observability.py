@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge_agent.modeling.loaded import LoadedModels
 
 # Buckets around the targets: p99 < 20 ms for personal endpoints, < 200 ms for anything.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5,
@@ -40,6 +42,21 @@ class LatencyMetrics:
         finally:
             self.histogram.labels(_route_template(scope), scope["method"],
                                   str(status)).observe(time.perf_counter() - started)
+
+
+class ModelVersionMetric:
+    """`edge_model_version_info{name, version}`: 1 for the bundle this process serves, 0 for
+    the one it served before. With HTTP workers each worker reports its own (a `pid` label),
+    so a version that did not reach every worker shows."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._gauge = Gauge("edge_model_version_info", "Model bundle served (1) or replaced (0)",
+                            ["name", "version"], registry=registry, multiprocess_mode="liveall")
+
+    def swapped(self, old: LoadedModels | None, new: LoadedModels) -> None:
+        if old is not None:
+            self._gauge.labels(old.name, old.version).set(0)
+        self._gauge.labels(new.name, new.version).set(1)
 
 
 def _route_template(scope: Scope) -> str:

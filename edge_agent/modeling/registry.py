@@ -10,6 +10,7 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -30,9 +31,15 @@ class BundleRefused(Exception):
         self.reason = reason
 
 
+# Told of every swap: (the models served until now, the models served from now).
+SwapListener = Callable[[LoadedModels | None, LoadedModels], None]
+
+
 class ModelRegistry:
-    def __init__(self, public_key: Ed25519PublicKey | Path | None) -> None:
+    def __init__(self, public_key: Ed25519PublicKey | Path | None,
+                 on_swap: SwapListener | None = None) -> None:
         self._public_key = public_key
+        self._on_swap = on_swap
         self._lock = threading.Lock()  # one load or rollback at a time
         self.current: LoadedModels | None = None
         self.previous: LoadedModels | None = None
@@ -59,14 +66,20 @@ class ModelRegistry:
                 # Sessions were built from the verified bytes in memory; no file is reread.
                 shutil.rmtree(extract_dir, ignore_errors=True)
             self.previous, self.current = self.current, candidate
+            self._swapped(self.previous, candidate)
             logger.info("serving models %s (was %s)", candidate.version,
                         self.previous.version if self.previous else "none")
             return candidate
+
+    def _swapped(self, old: LoadedModels | None, new: LoadedModels) -> None:
+        if self._on_swap is not None:
+            self._on_swap(old, new)
 
     def rollback(self) -> LoadedModels:
         with self._lock:
             if self.previous is None:
                 raise LookupError("no previous model version to roll back to")
             self.current, self.previous = self.previous, self.current
+            self._swapped(self.previous, self.current)
             logger.warning("rolled back to models %s", self.current.version)
             return self.current
