@@ -120,7 +120,7 @@ def test_embedded_persistent_session_queues_qos1_while_away(embedded: EmbeddedBr
         back.close()
 
 
-def test_embedded_refuses_mqtt5_and_the_publisher_falls_back(embedded: EmbeddedBroker) -> None:
+def test_embedded_refuses_mqtt5_and_the_publisher_speaks_311(embedded: EmbeddedBroker) -> None:
     # amqtt speaks 3.1.1 only: a plain MQTT 5 CONNECT gets "unsupported protocol version"
     # (one carrying MQTT 5 properties is simply dropped).
     refused: list[Any] = []
@@ -138,7 +138,7 @@ def test_embedded_refuses_mqtt5_and_the_publisher_falls_back(embedded: EmbeddedB
         sub.subscribe()
         with MqttPublisher(embedded.host, embedded.port) as publisher:
             assert publisher.protocol == mqtt.MQTTv311
-            publisher.publish(TOPIC, b"via-fallback", "test")
+            publisher.publish(TOPIC, b"via-fallback")
             assert publisher.flush(5)
         assert wait_until(lambda: sub.received == [b"via-fallback"])
     finally:

@@ -20,10 +20,10 @@ from edge_agent.demo.shoppers import Shopper, allowed, generate_shoppers
 from edge_agent.settings import load_settings
 from edge_agent.simulator import cli
 from edge_agent.simulator.history import generate_history
-from edge_agent.simulator.pacing import TokenBucket
+from edge_agent.simulator.pacing import BATCH_INTERVAL_S, TokenBucket
 from edge_agent.simulator.replay import ReplayUnavailable, load_transactions, replay_transactions
 from edge_agent.simulator.traffic import LiveTraffic
-from models.events import Event, parse_event, parse_topic
+from models.events import Event, event_to_json, parse_event, parse_topic
 
 STORE = "store-sim"
 NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
@@ -60,6 +60,23 @@ def test_token_bucket_holds_the_rate(rate: float) -> None:
     while fake.now < 10.0:
         taken += bucket.acquire(200)
     assert taken == pytest.approx(rate * 10, rel=0.01, abs=2)
+
+
+@pytest.mark.parametrize("rate", [1000.0, 20_000.0])
+def test_token_bucket_wakes_once_per_batch_interval(rate: float) -> None:
+    # Each wake-up costs CPU the server under test needs: high rates come in batches.
+    fake = FakeTime()
+    sleeps = 0
+
+    def sleep(seconds: float) -> None:
+        nonlocal sleeps
+        sleeps += 1
+        fake.sleep(seconds)
+
+    bucket = TokenBucket(rate, clock=fake.clock, sleep=sleep)
+    while fake.now < 10.0:
+        bucket.acquire(10_000)
+    assert sleeps <= 10.0 / BATCH_INTERVAL_S * 1.05
 
 
 def test_token_bucket_acquire_times_out() -> None:
@@ -110,6 +127,15 @@ def test_live_traffic_is_valid_and_consistent(catalog: list[Product],
         elif event.type == "shelf.reading":
             assert 0 <= event.quantity <= event.capacity
     assert walk_ins > 0
+
+
+def test_live_traffic_as_published_parses_back(catalog: list[Product],
+                                               shoppers: list[Shopper]) -> None:
+    by_type: Counter[str] = Counter()
+    for event, _ in _live(catalog, shoppers, 2000):
+        assert parse_event(event_to_json(event)) == event
+        by_type[event.type] += 1
+    assert set(by_type) == ALL_TYPES
 
 
 def test_shelves_run_empty_and_get_restocked(catalog: list[Product],
