@@ -13,6 +13,7 @@ import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
+import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,19 +121,32 @@ def _child(host: str, port: int, schedule: list[tuple[float, Request]],
         uvloop.install()
     except ImportError:
         pass
-    out.send(asyncio.run(_run(host, port, schedule)))
+    before = _cpu_s()
+    samples = asyncio.run(_run(host, port, schedule))
+    out.send(LoadResult(samples, _cpu_s() - before))
     out.close()
 
 
-def run_load(host: str, port: int, schedule: list[tuple[float, Request]]) -> list[Sample]:
-    """Play `schedule` against host:port from a separate process; returns every sample."""
+@dataclass(frozen=True)
+class LoadResult:
+    samples: list[Sample]
+    cpu_s: float  # the load generator's own CPU time while it played the schedule
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_load(host: str, port: int, schedule: list[tuple[float, Request]]) -> LoadResult:
+    """Play `schedule` against host:port from a separate process."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     process = context.Process(target=_child, args=(host, port, schedule, send), daemon=True)
     process.start()
     send.close()
     try:
-        samples: list[Sample] = receive.recv()
+        result: LoadResult = receive.recv()
     finally:
         process.join()
-    return samples
+    return result

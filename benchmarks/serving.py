@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from http_load import Request, Sample, fixed_rate_schedule, run_load
+from cpu_usage import cpu_by_role
+from http_load import LoadResult, Request, Sample, fixed_rate_schedule, run_load
 
 from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_for_port
 from edge_agent.demo.catalog import generate_catalog
@@ -48,6 +49,9 @@ KEYS = {"kiosk": "bench-kiosk-key-000000", "display": "bench-display-key-0000",
 BUILD_BATCH = 2000
 WARMUP_S = 5.0
 REFERENCE = "GET /healthz"
+# Where each child process of the agent counts in the CPU table (by its command line).
+CHILD_ROLES = {"edge_agent.ingestion.writer_process": "ingestion writer process",
+               "edge_agent.api.worker": "HTTP workers"}
 SIMULATOR_NICENESS = 10
 STOP_GRACE_S = 30
 
@@ -154,7 +158,7 @@ def request_mix(targets: dict[str, list[str]], count: int, seed: int) -> list[Re
 
 
 def play(port: int, targets: dict[str, list[str]], rate: float, duration_s: float,
-         seed: int) -> list[Sample]:
+         seed: int) -> LoadResult:
     requests = request_mix(targets, int(rate * duration_s), seed)
     return run_load("127.0.0.1", port, fixed_rate_schedule(requests, rate))
 
@@ -197,6 +201,15 @@ def print_table(rows: list[dict], context: dict) -> None:
         print(f"| {r['endpoint']:40} | {r['requests']:>6} | {r['rps']:>6} | {r['errors']:>4} | "
               f"{r['p50_ms']:>7.2f} | {r['p95_ms']:>7.2f} | {r['p99_ms']:>7.2f} | "
               f"{r['max_ms']:>7.2f} | {ratio:>7.2f} |")
+
+
+def print_cpu_table(cpu_percent: dict[str, float]) -> None:
+    print(f"\nCPU during the measured run, % of one core ({os.cpu_count()} cores):")
+    print(f"| {'process':28} | {'CPU %':>6} |")
+    print(f"|{'-' * 30}|{'-' * 8}|")
+    for role, percent in sorted(cpu_percent.items(), key=lambda item: -item[1]):
+        print(f"| {role:28} | {percent:>6.1f} |")
+    print(f"| {'all of the above':28} | {sum(cpu_percent.values()):>6.1f} |")
 
 
 # ------------------------------------------------------------------------------ the run
@@ -267,9 +280,17 @@ def main(argv: list[str] | None = None) -> int:
                      "--log-level", "WARNING"], stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL)
                 play(port, targets, args.rate, WARMUP_S, seed=0)
+                roots = {"agent process (ingestion)": agent.pid, "simulator": simulator.pid,
+                         "mosquitto": broker.pid or 0}
+                cpu_before = cpu_by_role(roots, CHILD_ROLES)
                 events_before, started = _events(db_path), time.time()
-                samples = play(port, targets, args.rate, args.duration, seed=1)
-                ingest_rate = (_events(db_path) - events_before) / (time.time() - started)
+                load = play(port, targets, args.rate, args.duration, seed=1)
+                elapsed = time.time() - started
+                ingest_rate = (_events(db_path) - events_before) / elapsed
+                cpu_after = cpu_by_role(roots, CHILD_ROLES)
+                cpu = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) / elapsed
+                       for role in cpu_after}
+                cpu["load generator"] = load.cpu_s / elapsed
             finally:
                 for process in (simulator, agent):
                     if process is not None:
@@ -279,15 +300,18 @@ def main(argv: list[str] | None = None) -> int:
                         except subprocess.TimeoutExpired:
                             process.kill()
                             process.wait()
-    rows = summarize(samples, args.duration)
+    rows = summarize(load.samples, args.duration)
     context = {**summary, "rate": args.rate, "duration_s": args.duration,
                "http_workers": args.workers,
                "ingest_events_per_s": round(ingest_rate),
                "measured_at": datetime.now(UTC).isoformat(timespec="seconds")}
     print_table(rows, context)
+    cpu_percent = {role: round(share * 100, 1) for role, share in cpu.items()}
+    print_cpu_table(cpu_percent)
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "serving", "context": context,
-                                         "endpoints": rows}, indent=2))
+                                         "endpoints": rows, "cpu_percent_of_one_core":
+                                         cpu_percent}, indent=2))
     return 0
 
 

@@ -167,6 +167,10 @@ class MosquittoBroker:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
     def start(self) -> Self:
         if self.binary is None:
             raise BrokerStartError("mosquitto is not installed (apt-get install mosquitto)")

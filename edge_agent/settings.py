@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # Store-wide answers (trending) move over minutes; every display polling them should not
     # re-aggregate the tills each time.
     trending_cache_s: float = Field(default=30.0, ge=0)
+    # A shopper's model answers (ranking, purchase timing) are reused until they buy again,
+    # the models change, or this many seconds pass (edge_agent/api/shopper_memo.py). 0: never.
+    shopper_memo_s: float = Field(default=300.0, ge=0)
     # EDGE_API_KEYS='[{"name": "kiosk-1", "role": "kiosk", "key": "..."}]' (JSON).
     api_keys: list[ApiKey] = Field(default_factory=list)
 

@@ -29,6 +29,7 @@ from edge_agent.api.routes import (
     wayfinding,
 )
 from edge_agent.api.shared import SharedRuntime
+from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.api.state import IngestLink, ServingState
 from edge_agent.api.worker import BundleFollower, WorkerIngest
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
@@ -67,7 +68,8 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
         app.state.serving = ServingState(settings=settings, ingest=ingest, reads=reads,
                                          keyring=KeyRing(settings.api_keys), models=registry,
                                          store_map=store_map, metrics_registry=metrics_registry,
-                                         agent=agent, shared=shared)
+                                         agent=agent, shared=shared,
+                                         memo=ShopperMemo(settings.shopper_memo_s))
         tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
                               settings.congestion_interval_s)]
         if shared is not None:

@@ -1,15 +1,18 @@
-"""Shared by the routes that answer about one shopper: the loaded models, and the one
-translation of shopper errors into HTTP outcomes."""
+"""Shared by the routes that answer about one shopper: the loaded models, the model answers
+(through the shopper memo), and the one translation of shopper errors into HTTP outcomes."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 from edge_agent.api.errors import ConsentRequired, NotReady, UnknownCustomer
 from edge_agent.api.state import ServingState
 from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import profile as profiles
+from edge_agent.shoppers.recommend import popular_products, rank_candidates
+from edge_agent.shoppers.timing import CategoryTiming, category_timings
 
 
 @contextmanager
@@ -29,3 +32,26 @@ def current_models(state: ServingState) -> LoadedModels:
     if models is None:
         raise NotReady("no model is loaded yet; personal answers are unavailable")
     return models
+
+
+def ranking(state: ServingState, profile: profiles.Profile, models: LoadedModels,
+            now: datetime) -> list[tuple[str, float]]:
+    """The ranker's candidates for this shopper (the bundle must carry a ranker)."""
+    assert models.ranker is not None
+    ranker = models.ranker
+    return state.memo.get_or_compute("ranking", profile, models.version,
+                                     lambda: rank_candidates(profile, ranker, now))
+
+
+def timings(state: ServingState, profile: profiles.Profile, models: LoadedModels,
+            now: datetime) -> list[CategoryTiming]:
+    """Purchase timing per category for this shopper."""
+    return state.memo.get_or_compute("timing", profile, models.version,
+                                     lambda: category_timings(profile, models, now))
+
+
+def popular(state: ServingState, now: datetime) -> list[tuple[str, float]]:
+    """The store's best sellers of the week: an aggregate over daily sales, shared by every
+    shopper without personal suggestions, so computed once per cache period."""
+    return state.cache.get_or_compute("popular", state.settings.trending_cache_s,
+                                      lambda: popular_products(state.reads.get(), now))

@@ -14,6 +14,7 @@ from edge_agent.api.auth import KeyRing
 from edge_agent.api.cache import TtlCache
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.shared import SharedRuntime
+from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.modeling.registry import ModelRegistry
 from edge_agent.settings import Settings
 from edge_agent.wayfinding import StoreMap
@@ -40,6 +41,7 @@ class ServingState:
     agent: Agent | None = None  # None in a worker of `run --workers N`
     shared: SharedRuntime | None = None  # set in such a worker
     cache: TtlCache = field(default_factory=TtlCache)
+    memo: ShopperMemo = field(default_factory=lambda: ShopperMemo(0.0))
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition: this process's registry, or in a worker, every

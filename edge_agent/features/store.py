@@ -34,9 +34,17 @@ class Sale:
 
 
 def load_features(conn: sqlite3.Connection, customer_id: str) -> ShopperFeatures | None:
-    row = conn.execute("SELECT state FROM shopper_features WHERE customer_id = ?",
-                       (customer_id,)).fetchone()
-    return ShopperFeatures.from_blob(row[0]) if row else None
+    stamped = load_stamped_features(conn, customer_id)
+    return stamped[0] if stamped is not None else None
+
+
+def load_stamped_features(conn: sqlite3.Connection, customer_id: str
+                          ) -> tuple[ShopperFeatures, str] | None:
+    """The shopper's features and a stamp that changes whenever a sale is applied to them
+    (what lets serving reuse a model's answer for this shopper until they buy again)."""
+    row = conn.execute("SELECT state, sales, updated_at FROM shopper_features"
+                       " WHERE customer_id = ?", (customer_id,)).fetchone()
+    return (ShopperFeatures.from_blob(row[0]), f"{row[1]}@{row[2]}") if row else None
 
 
 class FeatureUpdater:

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from edge_agent.features.shopper import ShopperFeatures
-from edge_agent.features.store import load_features
+from edge_agent.features.store import load_stamped_features
 
 
 class ShopperNotFound(LookupError):
@@ -28,6 +28,7 @@ class Profile:
     dietary_restrictions: tuple[str, ...]
     allergens: tuple[str, ...]
     features: ShopperFeatures | None  # None: no sale seen yet
+    features_stamp: str | None = None  # changes whenever a sale is applied to `features`
 
 
 def load_profile(conn: sqlite3.Connection, customer_id: str) -> Profile:
@@ -37,9 +38,10 @@ def load_profile(conn: sqlite3.Connection, customer_id: str) -> Profile:
         " WHERE customer_id = ?", (customer_id,)).fetchone()
     if row is None:
         raise ShopperNotFound(customer_id)
+    stamped = load_stamped_features(conn, customer_id)
     return Profile(row[0], row[1], row[2], bool(row[3]), bool(row[4]),
                    tuple(json.loads(row[5] or "[]")), tuple(json.loads(row[6] or "[]")),
-                   load_features(conn, customer_id))
+                   stamped[0] if stamped else None, stamped[1] if stamped else None)
 
 
 def customer_for_loyalty_number(conn: sqlite3.Connection, loyalty_number: str) -> str:

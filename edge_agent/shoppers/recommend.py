@@ -38,11 +38,18 @@ class Recommendation:
     tags: tuple[str, ...]
 
 
-def personal_recommendations(conn: sqlite3.Connection, profile: Profile, ranker: Ranker,
-                             now: datetime, limit: int) -> list[Recommendation]:
+def rank_candidates(profile: Profile, ranker: Ranker, now: datetime) -> list[tuple[str, float]]:
+    """The ranker's best (product id, score) for the shopper, before any store rule."""
+    assert profile.features is not None
+    return ranker.recommend(profile.features.baskets, now.timestamp(), k=CANDIDATES)
+
+
+def personal_recommendations(conn: sqlite3.Connection, profile: Profile,
+                             ranked: list[tuple[str, float]], now: datetime,
+                             limit: int) -> list[Recommendation]:
+    """`ranked` (from :func:`rank_candidates`) through the rules, with a reason for each."""
     assert profile.features is not None
     state = profile.features.baskets
-    ranked = ranker.recommend(state, now.timestamp(), k=CANDIDATES)
     products = products_by_id(conn, [pid for pid, _ in ranked])
     chosen = []
     for product_id, score in ranked:
@@ -55,27 +62,32 @@ def personal_recommendations(conn: sqlite3.Connection, profile: Profile, ranker:
     return _diverse(chosen, limit)
 
 
-def popular_recommendations(conn: sqlite3.Connection, now: datetime, limit: int,
-                            profile: Profile | None = None) -> list[Recommendation]:
-    """Non-personal: what sells most in this store lately (diet still applies when the
-    shopper has consented to us knowing it)."""
+def popular_products(conn: sqlite3.Connection, now: datetime) -> list[tuple[str, float]]:
+    """What sells most in this store lately: (product id, baskets relative to the top)."""
     since = format_ts(datetime.fromtimestamp(now.timestamp() - POPULAR_DAYS * DAY_S,
                                              now.tzinfo))[:10]
     rows = conn.execute(
         "SELECT product_id, SUM(baskets) AS baskets FROM product_daily_sales WHERE day >= ?"
         " GROUP BY product_id ORDER BY baskets DESC, product_id LIMIT ?",
         (since, CANDIDATES * 2)).fetchall()
-    products = products_by_id(conn, [r[0] for r in rows])
     top = max((r[1] for r in rows), default=1)
+    return [(r[0], r[1] / top) for r in rows]
+
+
+def popular_recommendations(conn: sqlite3.Connection, popular: list[tuple[str, float]],
+                            limit: int, profile: Profile | None = None) -> list[Recommendation]:
+    """Non-personal: `popular` (from :func:`popular_products`) that is in stock (diet still
+    applies when the shopper has consented to us knowing it)."""
+    products = products_by_id(conn, [pid for pid, _ in popular])
     chosen = []
-    for product_id, baskets in rows:
+    for product_id, share in popular:
         product = products.get(product_id)
         if product is None or not product.in_stock:
             continue
         if profile is not None and profile.consent_personalization and not _allowed(
                 product, profile):
             continue
-        chosen.append(Recommendation(product, round(baskets / top, 4),
+        chosen.append(Recommendation(product, round(share, 4),
                                      "Popular in this store this week", ("popular",)))
     return _diverse(chosen, limit)
 

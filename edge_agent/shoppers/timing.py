@@ -69,10 +69,11 @@ def category_timings(profile: Profile, models: LoadedModels, now: datetime) -> l
     return sorted(out, key=lambda t: (t.days_until, -t.urgency, t.category))
 
 
-def shopping_list(conn: sqlite3.Connection, profile: Profile, models: LoadedModels,
-                  now: datetime) -> list[ListItem]:
-    """The categories due soon, each as the product this shopper usually buys there."""
-    timings = [t for t in category_timings(profile, models, now)
+def shopping_list(conn: sqlite3.Connection, profile: Profile,
+                  timings: list[CategoryTiming]) -> list[ListItem]:
+    """The categories due soon (of `timings`, from :func:`category_timings`), each as the
+    product this shopper usually buys there."""
+    timings = [t for t in timings
                if t.purchases >= MIN_PURCHASES_FOR_LIST and t.days_until <= UPCOMING_DAYS]
     if not timings or profile.features is None:
         return []

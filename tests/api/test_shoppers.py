@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Store, seed_catalog
+from tests.api.conftest import Store, buy, seed_catalog
 from tests.ingestion.conftest import count, shelf_event, wait_until
 
 
@@ -28,6 +28,20 @@ def test_weekly_milk_is_due_and_monthly_laundry_is_not(weekly_shopper: Store) ->
     assert items["MILK"]["reason"] == "You buy milk about every 7 days; last bought 7 days ago."
     assert items["MILK"]["in_stock"] is True
     assert body["model_version"] == "test-1"
+
+
+def test_a_purchase_today_updates_the_list_at_once(weekly_shopper: Store) -> None:
+    """The model's answers are reused per shopper, but never across one of their sales."""
+    def milk_on_list() -> bool:
+        items = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list").json()["items"]
+        return "MILK" in {item["product_id"] for item in items}
+
+    assert milk_on_list() and milk_on_list()  # the second answer comes from the memo
+    buy(weekly_shopper, "C-WEEKLY", 0, "MILK")
+    wait_until(lambda: count(weekly_shopper.db_path, "SELECT sales FROM shopper_features"
+                                                     " WHERE customer_id = 'C-WEEKLY'") == 7,
+               what="the sale applied to the features")
+    assert not milk_on_list()
 
 
 def test_purchase_timing_per_category(weekly_shopper: Store) -> None:

@@ -90,7 +90,8 @@ def test_workers_answer_from_what_the_agent_process_ingests(agent: RunningAgent,
                 {"product_id": "MILK", "quantity": 1, "unit_price": 1.1}], total=1.1))
     finally:
         publisher.close()
-    wait_until(lambda: count(agent.db_path, "SELECT count(*) FROM events") == 3, what="sales")
+    wait_until(lambda: count(agent.db_path, "SELECT count(*) FROM events") == 3, timeout=30,
+               what="sales")
     for _ in range(4):  # whichever worker answers
         response = agent.get("/v1/shoppers/C-WEEKLY/recommendations")
         assert response.status_code == 200

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.errors import ServingError
+from edge_agent.api.personal import ranking
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.queries.trending import trending_products
@@ -92,7 +93,9 @@ def _for_present_shopper(state: ServingState, zone_id: str,
     profile = profiles.load_profile(conn, row[0])
     if profile.features is None:
         return []
-    found = personal_recommendations(conn, profile, models.ranker, utc_now(), 50)
+    now = utc_now()
+    found = personal_recommendations(conn, profile, ranking(state, profile, models, now), now,
+                                     50)
     return [DisplayItem(product_id=r.product.product_id, name=r.product.name,
                         category=r.product.category)
             for r in found if r.product.category in categories][:FOR_YOU_ITEMS]

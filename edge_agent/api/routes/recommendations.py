@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import shopper_errors
+from edge_agent.api.personal import popular, ranking, shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
@@ -62,15 +62,17 @@ async def get_recommendations(
     models = state.models.current
     count = limit or DEFAULT_LIMIT[context]
     now = utc_now()
-    ranker = models.ranker if models is not None else None
-    personal = (profile.consent_personalization and ranker is not None
-                and profile.features is not None)
-    found = (personal_recommendations(conn, profile, ranker, now, count)  # type: ignore[arg-type]
-             if personal else [])
+    personal = (profile.consent_personalization and models is not None
+                and models.ranker is not None and profile.features is not None)
+    found = []
+    if personal:
+        assert models is not None
+        found = personal_recommendations(conn, profile, ranking(state, profile, models, now),
+                                         now, count)
     if len(found) < count:
         # Too few the ranker knows (a new catalog, an old model): top up with favourites.
         shown = {r.product.product_id for r in found}
-        found += [r for r in popular_recommendations(conn, now, count, profile)
+        found += [r for r in popular_recommendations(conn, popular(state, now), count, profile)
                   if r.product.product_id not in shown][:count - len(found)]
     version = models.version if personal and models is not None else None
     return RecommendationsResponse(

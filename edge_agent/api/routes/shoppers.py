@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import current_models, shopper_errors
+from edge_agent.api.personal import current_models, shopper_errors, timings
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
-from edge_agent.shoppers.timing import category_timings, shopping_list
+from edge_agent.shoppers.timing import shopping_list
 from models.events import MAX_ID_LENGTH, utc_now
 
 router = APIRouter(prefix=f"{API_PREFIX}/shoppers", tags=["shoppers"])
@@ -85,13 +85,13 @@ async def purchase_timing(customer_id: CustomerId, state: State,
     with shopper_errors():
         profile = profiles.load_profile(state.reads.get(), customer_id)
         profiles.require_personalization(profile)
-    timings = category_timings(profile, models, utc_now())
+    found = timings(state, profile, models, utc_now())
     return TimingResponse(customer_id=customer_id, model_version=models.version, categories=[
         CategoryTimingOut(category=t.category, purchases=t.purchases,
                           last_purchase=t.last_purchase, typical_gap_days=t.typical_gap_days,
                           days_until=round(t.days_until, 2), low_days=round(t.low_days, 2),
                           high_days=round(t.high_days, 2), urgency=round(t.urgency, 3),
-                          predicted_date=t.predicted_date) for t in timings])
+                          predicted_date=t.predicted_date) for t in found])
 
 
 @router.get("/{customer_id}/shopping-list", response_model=ShoppingListResponse,
@@ -105,7 +105,7 @@ async def get_shopping_list(customer_id: CustomerId, state: State,
         profile = profiles.load_profile(conn, customer_id)
         profiles.require_personalization(profile)
     items = []
-    for item in shopping_list(conn, profile, models, utc_now()):
+    for item in shopping_list(conn, profile, timings(state, profile, models, utc_now())):
         t = item.timing
         items.append(ListItemOut(
             product_id=item.product.product_id, name=item.product.name,

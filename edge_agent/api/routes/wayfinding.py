@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import current_models, shopper_errors
+from edge_agent.api.personal import current_models, shopper_errors, timings
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
@@ -110,7 +110,7 @@ async def route_for_shopping_list(
     with shopper_errors():
         profile = profiles.load_profile(conn, customer_id)
         profiles.require_personalization(profile)
-    items = shopping_list(conn, profile, models, utc_now())
+    items = shopping_list(conn, profile, timings(state, profile, models, utc_now()))
     if not items:
         return _route_out(state.store_map.plan([]), [])
     return plan_for_products(state, [item.product.product_id for item in items])

@@ -1,0 +1,48 @@
+"""CPU seconds of the processes in a benchmark, read from /proc (Linux), so a table can say
+where the machine's cores went: the system under test or the load around it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def cpu_by_role(roots: dict[str, int], roles_of_children: dict[str, str]) -> dict[str, float]:
+    """CPU seconds so far per role: each root process under its own name, and each of its
+    descendants under the role whose marker (a piece of its command line) it matches, else
+    under its root's name."""
+    stats = {pid: s for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+             if (s := _stat(pid)) is not None}
+    root_of = {pid: name for name, pid in roots.items()}
+    totals: dict[str, float] = dict.fromkeys(roots, 0.0)
+    for pid, (_, seconds) in stats.items():
+        ancestor, name = pid, None
+        while ancestor in stats and name is None:
+            name = root_of.get(ancestor)
+            ancestor = stats[ancestor][0]
+        if name is None:
+            continue
+        if pid != roots[name]:
+            command = _command(pid)
+            name = next((role for marker, role in roles_of_children.items()
+                         if marker in command), name)
+        totals[name] = totals.get(name, 0.0) + seconds
+    return totals

@@ -1,0 +1,56 @@
+"""Model answers per shopper, reused until the shopper buys again.
+
+A shopper's ranking and purchase timing depend on their features, which change only when a
+sale of theirs is applied, on the model version, and slowly on the clock ("7 days since"
+becomes "8 days since" once a day). At a kiosk the same shopper asks for suggestions, their
+list and the route for it within a minute, and the display near them asks too: computing the
+model once for all of those is what keeps the edge's CPU for the shoppers not seen yet.
+Everything that can change by the minute is applied after the memo, per request: stock,
+diet and allergens, the store's rules, the reasons' wording.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar
+
+from edge_agent.shoppers.profile import Profile
+
+T = TypeVar("T")
+# Bounded: the shoppers in the store in the last minutes, not the whole loyalty base.
+MAX_ENTRIES = 20_000
+
+
+class ShopperMemo:
+    def __init__(self, ttl_s: float) -> None:
+        self._ttl_s = ttl_s
+        self._entries: OrderedDict[tuple[str, str, str, str], tuple[float, object]] = (
+            OrderedDict())
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_compute(self, kind: str, profile: Profile, model_version: str,
+                       compute: Callable[[], T]) -> T:
+        """`compute()`'s answer for this shopper's current features and model version."""
+        if self._ttl_s <= 0 or profile.features_stamp is None:
+            return compute()
+        key = (kind, profile.customer_id, profile.features_stamp, model_version)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] > now:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return entry[1]  # type: ignore[return-value]
+            self.misses += 1
+        value = compute()
+        with self._lock:
+            self._entries[key] = (now + self._ttl_s, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > MAX_ENTRIES:
+                self._entries.popitem(last=False)
+        return value
