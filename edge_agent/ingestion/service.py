@@ -38,6 +38,9 @@ MAX_BATCHES_IN_FLIGHT = 2
 # How often the pump checks that a writer busy with two batches is still alive (its death
 # normally shows at once as EOF on the pipe).
 WRITER_CHECK_S = 1.0
+# While the writer is busy with one batch the pump looks for a backlog every batching window,
+# but not more often than this (batch_max_wait_ms may be 0).
+MIN_BACKLOG_CHECK_S = 0.01
 # Pause before restarting a writer process that died, so a crash loop does not spin.
 WRITER_RESTART_DELAY_S = 0.5
 
@@ -235,6 +238,7 @@ class IngestionService:
     def _pump_loop(self) -> None:
         limit = self._settings.batch_max_events
         window_s = self._settings.batch_max_wait_ms / 1000
+        backlog_check_s = max(window_s, MIN_BACKLOG_CHECK_S)
         in_flight: deque[tuple[int, list[_Received]]] = deque()
         try:
             while True:
@@ -250,7 +254,8 @@ class IngestionService:
                 else:
                     # The writer is busy: what arrives meanwhile goes with the next batch.
                     # With room for a second one, look again every window for a backlog.
-                    answer = self._receive(window_s if room else WRITER_CHECK_S, in_flight)
+                    answer = self._receive(backlog_check_s if room else WRITER_CHECK_S,
+                                           in_flight)
                     if answer is not None:
                         self._complete(answer, in_flight)
         except Exception:
