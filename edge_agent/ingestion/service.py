@@ -5,6 +5,10 @@ Delivery guarantee: a QoS 1 message is acknowledged (PUBACK) only after the tran
 holding it has committed. If the agent dies between receipt and commit, the broker still
 holds the message in our persistent session and redelivers it; duplicates are dropped by
 `event_id`. Acks are sent in receipt order, as MQTT requires.
+
+Batching is a group commit: the pump hands the writer a batch when it is idle and the batch
+is due (inbox.py); what arrives during a commit goes with the next one, so the commit's fixed
+cost (WAL frames, fsync) is paid once per batch, not once per handful of messages.
 """
 
 from __future__ import annotations
