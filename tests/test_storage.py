@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edge_agent.storage import open_database
+from edge_agent.storage.database import WAL_AUTOCHECKPOINT_PAGES
 from edge_agent.storage.migrations import latest_version
 
 TABLES = {"events", "transactions", "transaction_items", "shelf_state", "zone_traffic",
@@ -14,6 +15,7 @@ TABLES = {"events", "transactions", "transaction_items", "shelf_state", "zone_tr
 def test_new_database_is_wal_with_every_table(tmp_path: Path) -> None:
     db = open_database(tmp_path / "edge.db")
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == WAL_AUTOCHECKPOINT_PAGES
     assert set(db.table_names()) >= TABLES
     assert {"consent_personalization", "dietary_restrictions", "allergens"} <= set(
         db["customers"].columns_dict)

@@ -5,22 +5,26 @@ Delivery guarantee: a QoS 1 message is acknowledged (PUBACK) only after the tran
 holding it has committed. If the agent dies between receipt and commit, the broker still
 holds the message in our persistent session and redelivers it; duplicates are dropped by
 `event_id`. Acks are sent in receipt order, as MQTT requires.
+
+Batching is a group commit: the pump hands the writer a batch when it is idle and the batch
+is due (inbox.py); what arrives during a commit goes with the next one, so the commit's fixed
+cost (WAL frames, fsync) is paid once per batch, not once per handful of messages.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge_agent.ingestion.inbox import Inbox
 from edge_agent.ingestion.writer_process import WriterConfig, WriterDied, WriterProcess
 from edge_agent.metrics import AgentMetrics
 from edge_agent.settings import Settings
@@ -31,16 +35,21 @@ logger = logging.getLogger(__name__)
 # Bounded so that QoS 0 floods (not flow-controlled by Receive Maximum) block the network
 # thread, which pushes back on the broker through TCP, instead of growing memory.
 QUEUE_CAPACITY = 100_000
-# How long the pump waits for a message or an answer before checking for shutdown.
-IDLE_POLL_S = 0.1
-# Two batches in flight: the writer commits one while the next is already in its pipe.
+# Under a backlog a second, full batch waits in the writer's pipe while it commits the first.
+# Below that rate a second batch would be a small one: messages arriving during a commit
+# wait for the next, so each commit (and fsync) takes all of them.
 MAX_BATCHES_IN_FLIGHT = 2
+# How often the pump checks that a writer busy with two batches is still alive (its death
+# normally shows at once as EOF on the pipe).
+WRITER_CHECK_S = 1.0
+# While the writer is busy with one batch the pump looks for a backlog every batching window,
+# but not more often than this (batch_max_wait_ms may be 0).
+MIN_BACKLOG_CHECK_S = 0.01
 # Pause before restarting a writer process that died, so a crash loop does not spin.
 WRITER_RESTART_DELAY_S = 0.5
 
 
-@dataclass(frozen=True)
-class _Received:
+class _Received(NamedTuple):  # a tuple: built for every message on the network thread
     topic: str
     payload: bytes
     mid: int
@@ -75,13 +84,14 @@ class IngestionService:
         self._broker = settings.broker_address
         self._mqtt5 = settings.mqtt_protocol == "5"
         self._metrics = metrics or AgentMetrics()
-        self._queue: queue.Queue[_Received] = queue.Queue(maxsize=QUEUE_CAPACITY)
+        self._inbox: Inbox[_Received] = Inbox(QUEUE_CAPACITY)
         self._generation = 0
         self._connected = threading.Event()
         self._stopping = threading.Event()
         self._stats = IngestStats()
         self._stats_lock = threading.Lock()
         self._pump_thread: threading.Thread | None = None
+        self._seq = 0  # numbers the batches sent to the writer (pump thread only)
         self._writer = WriterProcess(WriterConfig(
             db_path=str(settings.db), synchronous=settings.sqlite_synchronous,
             store_id=settings.store_id, max_payload_bytes=settings.max_payload_bytes,
@@ -93,6 +103,7 @@ class IngestionService:
     def start(self) -> None:
         """Connect (in the background, retrying) and start committing."""
         self._stopping.clear()
+        self._inbox.resume()
         self._writer.start()
         self._pump_thread = threading.Thread(target=self._pump_loop, name="ingest-pump",
                                              daemon=True)
@@ -113,6 +124,7 @@ class IngestionService:
         """Commit what was received, then disconnect. Uncommitted messages stay unacked at the
         broker and are redelivered next time."""
         self._stopping.set()
+        self._inbox.interrupt()
         if self._pump_thread is not None:
             self._pump_thread.join(timeout)
         self._writer.stop(timeout)
@@ -137,8 +149,9 @@ class IngestionService:
         so it is validated, deduplicated and kept for the uplink like any other event.
         Returns whether it was committed within `timeout` seconds."""
         committed = threading.Event()
-        self._queue.put(_Received(topic, payload, mid=0, qos=0, generation=-1,
-                                  committed=committed), timeout=timeout)
+        # Urgent: a request is waiting, so its batch goes without waiting out the window.
+        self._inbox.put(_Received(topic, payload, mid=0, qos=0, generation=-1,
+                                  committed=committed), urgent=True, timeout=timeout)
         return committed.wait(timeout)
 
     def stats(self) -> IngestStats:
@@ -218,7 +231,7 @@ class IngestionService:
                 topic = message.topic
             except UnicodeDecodeError:
                 topic = repr(message._topic)
-            self._queue.put(_Received(topic, bytes(message.payload), message.mid, message.qos,
+            self._inbox.put(_Received(topic, bytes(message.payload), message.mid, message.qos,
                                       self._generation))
         except Exception:
             # Not acked, so the broker redelivers it; nothing is lost by logging and moving on.
@@ -227,32 +240,45 @@ class IngestionService:
     # -- pump thread: queue → writer process → acks ---------------------------------------
 
     def _pump_loop(self) -> None:
-        seq = 0
+        limit = self._settings.batch_max_events
+        window_s = self._settings.batch_max_wait_ms / 1000
+        backlog_check_s = max(window_s, MIN_BACKLOG_CHECK_S)
         in_flight: deque[tuple[int, list[_Received]]] = deque()
         try:
             while True:
-                while len(in_flight) < MAX_BATCHES_IN_FLIGHT:
-                    batch = self._next_batch(wait=not in_flight)
-                    if not batch:
-                        break
-                    seq += 1
-                    in_flight.append((seq, batch))
-                    self._send(seq, batch, in_flight)
-                if not in_flight:
-                    if self._stopping.is_set() and self._queue.empty():
-                        return
-                    continue
                 room = len(in_flight) < MAX_BATCHES_IN_FLIGHT
-                answer = self._receive(self._settings.batch_max_wait_ms / 1000 if room
-                                       else IDLE_POLL_S, in_flight)
-                if answer is not None:
-                    done_seq, result = answer
-                    expected_seq, batch = in_flight.popleft()
-                    assert done_seq == expected_seq, (done_seq, expected_seq)
-                    self._ack(batch)
-                    self._record(result, len(batch))
+                if not in_flight:
+                    if self._stopping.is_set() and not self._inbox:
+                        return
+                    # The writer is idle: gather a batch (at once when stopping).
+                    self._inbox.wait_for_batch(limit, window_s)
+                    self._dispatch(limit, in_flight)
+                elif room and len(self._inbox) >= limit:
+                    self._dispatch(limit, in_flight)  # a backlog: queue a full batch behind
+                else:
+                    # The writer is busy: what arrives meanwhile goes with the next batch.
+                    # With room for a second one, look again every window for a backlog.
+                    answer = self._receive(backlog_check_s if room else WRITER_CHECK_S,
+                                           in_flight)
+                    if answer is not None:
+                        self._complete(answer, in_flight)
         except Exception:
             logger.exception("ingestion pump stopped unexpectedly")
+
+    def _dispatch(self, limit: int, in_flight: deque[tuple[int, list[_Received]]]) -> None:
+        batch = self._inbox.take(limit)
+        if batch:
+            self._seq += 1
+            in_flight.append((self._seq, batch))
+            self._send(self._seq, batch, in_flight)
+
+    def _complete(self, answer: tuple[int, BatchResult],
+                  in_flight: deque[tuple[int, list[_Received]]]) -> None:
+        done_seq, result = answer
+        expected_seq, batch = in_flight.popleft()
+        assert done_seq == expected_seq, (done_seq, expected_seq)
+        self._ack(batch)
+        self._record(result, len(batch))
 
     def _send(self, seq: int, batch: list[_Received],
               in_flight: deque[tuple[int, list[_Received]]]) -> None:
@@ -283,32 +309,6 @@ class IngestionService:
                 return
             except WriterDied:
                 continue
-
-    def _next_batch(self, wait: bool) -> list[_Received]:
-        """Up to batch_max_events messages; with `wait`, block for the first one and then
-        gather for up to batch_max_wait_ms, otherwise take only what is already queued."""
-        batch: list[_Received] = []
-        limit = self._settings.batch_max_events
-        if wait:
-            try:
-                batch.append(self._queue.get(timeout=IDLE_POLL_S))
-            except queue.Empty:
-                return batch
-        deadline = time.monotonic() + (self._settings.batch_max_wait_ms / 1000 if wait else 0)
-        while len(batch) < limit:
-            try:
-                batch.append(self._queue.get_nowait())
-                continue
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._stopping.is_set():
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
-        return batch
 
     def _ack(self, batch: list[_Received]) -> None:
         generation = self._generation
