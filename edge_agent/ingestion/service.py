@@ -322,6 +322,7 @@ class IngestionService:
 
     def _record(self, result: BatchResult, size: int) -> None:
         self._metrics.ingest_batch_size.observe(size)
+        self._metrics.ingest_commit_seconds.observe(result.seconds)
         for event_type, count in result.stored.items():
             self._metrics.events_ingested.labels(event_type).inc(count)
         for reason, count in result.dead_letters.items():

@@ -151,6 +151,7 @@ def _write_until_stored(writer: EventWriter, messages: list[RawMessage]) -> Batc
     itself keeps failing, keep trying: nothing is acked meanwhile, so the broker holds the
     rest back (Receive Maximum) and nothing is lost."""
     attempt = 0
+    started = time.perf_counter()
     while True:
         try:
             if attempt < COMMIT_RETRIES_BEFORE_ISOLATING:
@@ -158,6 +159,7 @@ def _write_until_stored(writer: EventWriter, messages: list[RawMessage]) -> Batc
             else:
                 result = writer.write_one_by_one(messages)
             result.storage_errors = attempt
+            result.seconds = time.perf_counter() - started
             return result
         except Exception:
             logger.exception("commit of %d messages failed (attempt %d)", len(messages),

@@ -50,6 +50,7 @@ class BatchResult:
     duplicates: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)  # by reason kind
     storage_errors: int = 0  # failed commit attempts before this result was stored
+    seconds: float = 0.0  # validating and committing the batch, retries included
 
     @property
     def stored_total(self) -> int:

@@ -39,6 +39,7 @@ def test_metrics_show_route_latency_and_ingestion(store: Store) -> None:
     text = store.get("/metrics", role=None).text
     assert 'edge_http_request_seconds_count{method="GET",route="/v1/trending",status="200"}' \
         in text
+    assert re.search(r"^edge_ingest_commit_seconds_count [1-9]", text, re.MULTILINE)
     assert re.search(r'edge_model_version_info\{name="[^"]+",version="test-1"\} 1\.0', text)
 
 
