@@ -3,6 +3,7 @@ connections; `edge-agent run` serves it with uvicorn, tests enter `with TestClie
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,6 +82,11 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
         watcher = _start_models(settings, registry)
+        # Everything made so far (the app, the models, the catalog) lives as long as the
+        # process: out of the collector's sight, a full collection no longer walks it all,
+        # which paused request handling for 100-180 ms under load.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -88,6 +94,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
                 task.stop()
             if watcher is not None:
                 watcher.stop()
+            app.state.serving.cache.close()
             reads.close()
             if agent is not None:
                 agent.stop()

@@ -13,6 +13,7 @@ from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.recommend import popular_products, rank_candidates
 from edge_agent.shoppers.timing import CategoryTiming, category_timings
+from models.events import utc_now
 
 
 @contextmanager
@@ -50,8 +51,8 @@ def timings(state: ServingState, profile: profiles.Profile, models: LoadedModels
                                      lambda: category_timings(profile, models, now))
 
 
-def popular(state: ServingState, now: datetime) -> list[tuple[str, float]]:
+def popular(state: ServingState) -> list[tuple[str, float]]:
     """The store's best sellers of the week: an aggregate over daily sales, shared by every
     shopper without personal suggestions, so computed once per cache period."""
     return state.cache.get_or_compute("popular", state.settings.trending_cache_s,
-                                      lambda: popular_products(state.reads.get(), now))
+                                      lambda: popular_products(state.reads.get(), utc_now()))

@@ -28,6 +28,7 @@ TRENDING_ITEMS = 6
 FOR_YOU_ITEMS = 3
 # Store-wide trending is read deeper than shown, then kept to the zone's categories.
 TRENDING_DEPTH = 200
+TRENDING_WINDOW_HOURS = 3.0
 
 
 class UnknownZone(ServingError):
@@ -60,17 +61,14 @@ async def display_content(zone_id: Annotated[str, Path(min_length=1, max_length=
     categories = state.store_map.zone_categories(zone_id)
     if categories is None:
         raise UnknownZone(f"zone {zone_id!r} is not in this store's layout")
-    conn = state.reads.get()
-    now = utc_now()
     wanted = set(categories)
-
-    def zone_trending() -> list[DisplayItem]:
-        found = trending_products(conn, now, 3.0, TRENDING_DEPTH)
-        return [DisplayItem(product_id=t.product_id, name=t.name, category=t.category)
-                for t in found if t.category in wanted][:TRENDING_ITEMS]
-
-    trending = state.cache.get_or_compute(("zone-trending", zone_id),
-                                          state.settings.trending_cache_s, zone_trending)
+    # One store-wide ranking, shared by every zone's displays; each keeps its categories.
+    store_trending = state.cache.get_or_compute(
+        ("display-trending",), state.settings.trending_cache_s,
+        lambda: trending_products(state.reads.get(), utc_now(), TRENDING_WINDOW_HOURS,
+                                  TRENDING_DEPTH))
+    trending = [DisplayItem(product_id=t.product_id, name=t.name, category=t.category)
+                for t in store_trending if t.category in wanted][:TRENDING_ITEMS]
     for_you = _for_present_shopper(state, zone_id, wanted)
     return DisplayContent(zone_id=zone_id, zone_name=state.store_map.layout.zones[zone_id].name,
                           categories=list(categories), trending=trending, for_you=for_you,
