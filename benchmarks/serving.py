@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -203,6 +205,16 @@ def print_table(rows: list[dict], context: dict) -> None:
               f"{r['max_ms']:>7.2f} | {ratio:>7.2f} |")
 
 
+def memo_hit_rates(port: int) -> dict[str, float]:
+    """Share of the shopper memo's lookups that were hits, per kind, from `/metrics`."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    counts: dict[str, dict[str, float]] = defaultdict(dict)
+    for kind, result, value in re.findall(
+            r'edge_shopper_memo_lookups_total\{kind="(\w+)",result="(\w+)"\} ([0-9.e+]+)', text):
+        counts[kind][result] = float(value)
+    return {kind: c.get("hit", 0.0) / max(sum(c.values()), 1.0) for kind, c in counts.items()}
+
+
 def print_cpu_table(cpu_percent: dict[str, float]) -> None:
     print(f"\nCPU during the measured run, % of one core ({os.cpu_count()} cores):")
     print(f"| {'process':28} | {'CPU %':>6} |")
@@ -291,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) / elapsed
                        for role in cpu_after}
                 cpu["load generator"] = load.cpu_s / elapsed
+                memo = memo_hit_rates(port)
             finally:
                 for process in (simulator, agent):
                     if process is not None:
@@ -308,10 +321,13 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, context)
     cpu_percent = {role: round(share * 100, 1) for role, share in cpu.items()}
     print_cpu_table(cpu_percent)
+    print("shopper memo hit rate (warm-up included): " + ", ".join(
+        f"{kind} {rate:.0%}" for kind, rate in memo.items()))
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "serving", "context": context,
                                          "endpoints": rows, "cpu_percent_of_one_core":
-                                         cpu_percent}, indent=2))
+                                         cpu_percent, "shopper_memo_hit_rate": memo},
+                                        indent=2))
     return 0
 
 

@@ -70,7 +70,8 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
                                          keyring=KeyRing(settings.api_keys), models=registry,
                                          store_map=store_map, metrics_registry=metrics_registry,
                                          agent=agent, shared=shared,
-                                         memo=ShopperMemo(settings.shopper_memo_s))
+                                         memo=ShopperMemo(settings.shopper_memo_s,
+                                                          metrics_registry))
         tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
                               settings.congestion_interval_s)]
         if shared is not None:

@@ -22,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TypeVar
 
+from prometheus_client import CollectorRegistry, Counter
+
 from edge_agent.shoppers.profile import Profile
 
 T = TypeVar("T")
@@ -30,13 +32,13 @@ MAX_ENTRIES = 20_000
 
 
 class ShopperMemo:
-    def __init__(self, ttl_s: float) -> None:
+    def __init__(self, ttl_s: float, registry: CollectorRegistry) -> None:
         self._ttl_s = ttl_s
+        self._lookups = Counter("edge_shopper_memo_lookups", "Shopper memo lookups by result",
+                                ["kind", "result"], registry=registry)
         self._entries: OrderedDict[tuple[str, str, str, str], tuple[float, bytes]] = (
             OrderedDict())
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get_or_compute(self, kind: str, profile: Profile, model_version: str,
                        compute: Callable[[], T]) -> T:
@@ -49,9 +51,12 @@ class ShopperMemo:
             entry = self._entries.get(key)
             if entry is not None and entry[0] > now:
                 self._entries.move_to_end(key)
-                self.hits += 1
-                return pickle.loads(entry[1])  # type: ignore[no-any-return]
-            self.misses += 1
+                kept = entry[1]
+            else:
+                kept = None
+        self._lookups.labels(kind, "miss" if kept is None else "hit").inc()
+        if kept is not None:
+            return pickle.loads(kept)  # type: ignore[no-any-return]
         value = compute()
         # Our own objects, pickled and read back by this process only.
         kept = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)

@@ -41,7 +41,7 @@ class ServingState:
     agent: Agent | None = None  # None in a worker of `run --workers N`
     shared: SharedRuntime | None = None  # set in such a worker
     cache: TtlCache = field(default_factory=TtlCache)
-    memo: ShopperMemo = field(default_factory=lambda: ShopperMemo(0.0))
+    memo: ShopperMemo = field(default_factory=lambda: ShopperMemo(0.0, CollectorRegistry()))
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition: this process's registry, or in a worker, every
