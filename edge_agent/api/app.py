@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -82,7 +82,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
             task.start()
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
-        watcher = _start_models(settings, registry)
+        watcher = _start_models(settings, registry, app.state.serving.models_changed)
         # Everything made so far (the app, the models, the catalog) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it all,
         # which paused request handling for 100-180 ms under load.
@@ -114,7 +114,8 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
     return app
 
 
-def _start_models(settings: Settings, registry: ModelRegistry) -> BundleWatcher | None:
+def _start_models(settings: Settings, registry: ModelRegistry,
+                  on_new_bundle: Callable[[], None]) -> BundleWatcher | None:
     """Load the configured bundle (a refusal is logged; the agent serves without models and
     is not ready), and watch the bundle directory for new ones."""
     if settings.model_bundle is not None:
@@ -124,7 +125,8 @@ def _start_models(settings: Settings, registry: ModelRegistry) -> BundleWatcher 
             logger.error("%s: serving without personalized models", exc)
     if settings.model_bundle_dir is None:
         return None
-    watcher = BundleWatcher(registry, settings.model_bundle_dir, settings.model_watch_interval_s)
-    watcher.check_once()
+    watcher = BundleWatcher(registry, settings.model_bundle_dir, settings.model_watch_interval_s,
+                            on_loaded=on_new_bundle)
+    watcher.check_once(announce=False)
     watcher.start()
     return watcher

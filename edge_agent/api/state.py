@@ -38,10 +38,10 @@ class ServingState:
     models: ModelRegistry
     store_map: StoreMap
     metrics_registry: CollectorRegistry
+    memo: ShopperMemo
     agent: Agent | None = None  # None in a worker of `run --workers N`
     shared: SharedRuntime | None = None  # set in such a worker
     cache: TtlCache = field(default_factory=TtlCache)
-    memo: ShopperMemo = field(default_factory=lambda: ShopperMemo(0.0, CollectorRegistry()))
 
     def metrics_text(self) -> bytes:
         """The Prometheus exposition: this process's registry, or in a worker, every
@@ -53,7 +53,8 @@ class ServingState:
         return generate_latest(registry)
 
     def models_changed(self) -> None:
-        """After an admin load or rollback: the other workers follow this one."""
+        """After an admin's load or rollback, or a new bundle in the watched directory: the
+        other workers follow this one."""
         current = self.models.current
         if self.shared is not None and current is not None and current.source is not None:
             self.shared.record_bundle(current.source, current.version)

@@ -4,6 +4,7 @@ job, or an operator, hands the agent a new model version)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
@@ -23,9 +24,13 @@ def bundle_candidates(directory: Path) -> list[Path]:
 
 
 class BundleWatcher:
-    def __init__(self, registry: ModelRegistry, directory: Path, interval_s: float) -> None:
+    def __init__(self, registry: ModelRegistry, directory: Path, interval_s: float,
+                 on_loaded: Callable[[], None] | None = None) -> None:
         self._registry = registry
         self._directory = directory
+        # Told of each bundle this watcher loads while running (with HTTP workers: so the
+        # other workers serve it too, whichever of them saw it first).
+        self._on_loaded = on_loaded
         self._tried: set[tuple[str, float]] = set()
         self._task = PeriodicTask("bundle-watcher", self.check_once, interval_s)
 
@@ -35,8 +40,10 @@ class BundleWatcher:
     def stop(self) -> None:
         self._task.stop()
 
-    def check_once(self) -> None:
-        """Try the newest bundle not tried before (each version of a path is tried once)."""
+    def check_once(self, announce: bool = True) -> None:
+        """Try the newest bundle not tried before (each version of a path is tried once).
+        At start-up (`announce=False`) a load is not announced: a worker that restarts must
+        not pull the others back to what the directory held before an admin's choice."""
         candidates = bundle_candidates(self._directory)
         if not candidates:
             return
@@ -49,3 +56,6 @@ class BundleWatcher:
             self._registry.load(newest)
         except BundleRefused as exc:
             logger.error("%s", exc)  # the current models stay; the refusal is logged
+            return
+        if announce and self._on_loaded is not None:
+            self._on_loaded()

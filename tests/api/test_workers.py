@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,8 @@ def agent(mqtt_broker: MosquittoBroker, tmp_path: Path, bundles: Bundles
     env = {**os.environ, "EDGE_API_KEYS": json.dumps(
         [{"name": f"test-{role}", "role": role, "key": key} for role, key in KEYS.items()]),
         "EDGE_MODEL_PUBLIC_KEY": str(bundles.public_key), "EDGE_MODEL_BUNDLE": str(bundles.v1),
-        "EDGE_MQTT_PROTOCOL": mqtt_broker.mqtt_protocol, "EDGE_BATCH_MAX_WAIT_MS": "5"}
+        "EDGE_MQTT_PROTOCOL": mqtt_broker.mqtt_protocol, "EDGE_BATCH_MAX_WAIT_MS": "5",
+        "EDGE_MODEL_BUNDLE_DIR": str(tmp_path / "incoming"), "EDGE_MODEL_WATCH_INTERVAL_S": "0.5"}
     process = subprocess.Popen(
         [sys.executable, "-m", "edge_agent.cli", "run", "--store-id", STORE, "--broker",
          mqtt_broker.url, "--db", str(db_path), "--port", str(port), "--workers", str(WORKERS),
@@ -123,6 +125,19 @@ def test_a_bundle_loaded_through_one_worker_reaches_every_worker(agent: RunningA
     assert agent.post("/v1/admin/models/rollback", {}, role="admin").status_code == 200
     wait_until(lambda: set(agent.served_versions().values()) == {"test-1"}, timeout=15,
                what="every worker back on test-1")
+
+
+def test_a_bundle_dropped_after_an_admin_load_wins_on_every_worker(
+        agent: RunningAgent, bundles: Bundles, tmp_path: Path) -> None:
+    assert agent.post("/v1/admin/models/load", {"path": str(bundles.v2)},
+                      role="admin").status_code == 200
+    wait_until(lambda: set(agent.served_versions().values()) == {"test-2"}, timeout=15,
+               what="every worker serving test-2")
+    bundles.build(tmp_path / "incoming" / "v3", "test-3")
+    wait_until(lambda: set(agent.served_versions().values()) == {"test-3"}, timeout=15,
+               what="every worker serving the dropped test-3")
+    time.sleep(3)  # the workers follow each other every second: nobody goes back to test-2
+    assert set(agent.served_versions().values()) == {"test-3"}
 
 
 def test_a_worker_that_dies_is_replaced(agent: RunningAgent) -> None:
