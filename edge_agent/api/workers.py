@@ -24,7 +24,7 @@ from pathlib import Path
 
 from edge_agent.api.shared import RUNTIME_DIR_ENV, SharedRuntime
 from edge_agent.api.worker import WORKER_SETTINGS_ENV
-from edge_agent.settings import Settings, settings_to_json
+from edge_agent.settings import Settings, SettingsError, settings_to_json
 
 logger = logging.getLogger(__name__)
 STATUS_INTERVAL_S = 1.0
@@ -49,31 +49,39 @@ def serve_with_workers(settings: Settings) -> int:
     from edge_agent.agent import Agent
     from edge_agent.periodic import PeriodicTask
 
+    try:
+        listener = socket.create_server((settings.http_host, settings.port),
+                                        backlog=LISTEN_BACKLOG)
+    except OSError as exc:
+        raise SettingsError(f"port (EDGE_PORT): cannot listen on {settings.http_host}:"
+                            f"{settings.port}: {exc.strerror or exc}") from None
+    listener.set_inheritable(True)
     shared = SharedRuntime(Path(tempfile.mkdtemp(prefix="edge-agent-run-")))
     shared.prepare()
     enable_multiprocess_metrics(shared.metrics_dir)
-    listener = socket.create_server((settings.http_host, settings.port), backlog=LISTEN_BACKLOG)
-    listener.set_inheritable(True)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
     agent = Agent(settings)
-    agent.start()
-    status = PeriodicTask("agent-status", lambda: shared.write_status(agent.ingestion.connected),
-                          STATUS_INTERVAL_S)
-    shared.write_status(agent.ingestion.connected)
-    status.start()
-    pool = WorkerPool(settings, shared, listener)
-    logger.info("serving http://%s:%d with %d workers", settings.http_host, settings.port,
-                settings.http_workers)
     try:
-        pool.start()
-        while not stop.wait(0.5):
-            pool.restart_dead()
+        agent.start()
+        status = PeriodicTask("agent-status",
+                              lambda: shared.write_status(agent.ingestion.connected),
+                              STATUS_INTERVAL_S)
+        shared.write_status(agent.ingestion.connected)
+        status.start()
+        pool = WorkerPool(settings, shared, listener)
+        logger.info("serving http://%s:%d with %d workers", settings.http_host, settings.port,
+                    settings.http_workers)
+        try:
+            pool.start()
+            while not stop.wait(0.5):
+                pool.restart_dead()
+        finally:
+            pool.stop()
+            status.stop()
     finally:
-        pool.stop()
-        status.stop()
         agent.stop()
         listener.close()
         _remove_tree(shared.root)
