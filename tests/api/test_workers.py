@@ -90,6 +90,7 @@ def test_workers_answer_from_what_the_agent_process_ingests(agent: RunningAgent,
         for _ in range(3):
             publisher.event(pos_event(customer_id="C-WEEKLY", items=[
                 {"product_id": "MILK", "quantity": 1, "unit_price": 1.1}], total=1.1))
+        publisher.flush()  # acknowledged by the broker before the publisher disconnects
     finally:
         publisher.close()
     wait_until(lambda: count(agent.db_path, "SELECT count(*) FROM events") == 3, timeout=30,
