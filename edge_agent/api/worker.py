@@ -16,7 +16,9 @@ import os
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_agent.api.shared import RUNTIME_DIR_ENV, SharedRuntime
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
@@ -24,8 +26,12 @@ from edge_agent.settings import Settings, settings_from_json
 from edge_agent.storage import open_database
 from edge_agent.storage.event_writer import EventWriter, RawMessage
 
+if TYPE_CHECKING:
+    import uvicorn
+
 logger = logging.getLogger(__name__)
 WORKER_SETTINGS_ENV = "EDGE_WORKER_SETTINGS"
+PARENT_CHECK_S = 1.0
 
 
 class WorkerIngest:
@@ -93,8 +99,22 @@ def main(argv: list[str]) -> int:
     server = uvicorn.Server(uvicorn.Config(create_app(settings, shared),
                                            log_level=settings.log_level.lower(),
                                            access_log=False))
+    threading.Thread(target=_stop_when_orphaned, args=(server,), name="parent-watch",
+                     daemon=True).start()
     server.run(sockets=[listener])
     return 0
+
+
+def _stop_when_orphaned(server: uvicorn.Server) -> None:
+    """If the agent process dies without stopping us (SIGKILL, OOM), finish the requests in
+    hand and exit: an orphaned worker would keep the port, and the restarted agent could
+    not bind it."""
+    parent = os.getppid()
+    while os.getppid() == parent and not server.should_exit:
+        time.sleep(PARENT_CHECK_S)
+    if not server.should_exit:
+        logger.error("the agent process %d is gone; this worker stops", parent)
+        server.should_exit = True
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ class RunningAgent:
     process: subprocess.Popen[bytes]
     url: str
     db_path: Path
+    port: int
 
     def get(self, path: str, role: str | None = "kiosk") -> httpx.Response:
         # A new connection per call, so the calls spread over the workers.
@@ -66,7 +68,7 @@ def agent(mqtt_broker: MosquittoBroker, tmp_path: Path, bundles: Bundles
          "--log-level", "WARNING"], env=env, stdin=subprocess.DEVNULL)
     try:
         assert wait_for_port("127.0.0.1", port, timeout=60), "the agent did not listen"
-        running = RunningAgent(process, f"http://127.0.0.1:{port}", db_path)
+        running = RunningAgent(process, f"http://127.0.0.1:{port}", db_path, port)
         wait_until(lambda: len(running.served_versions()) == WORKERS, timeout=60,
                    what="both workers serving")
         seed_catalog(db_path)
@@ -148,3 +150,18 @@ def test_a_worker_that_dies_is_replaced(agent: RunningAgent) -> None:
                and len(agent.served_versions()) == WORKERS, timeout=30,
                what="a new worker in place of the killed one")
     assert agent.get("/v1/trending").status_code == 200
+
+
+def test_workers_stop_when_the_agent_process_is_killed(agent: RunningAgent) -> None:
+    """An orphaned worker would keep the port: the agent, restarted, could not listen."""
+    agent.process.kill()
+    agent.process.wait()
+
+    def port_free() -> bool:
+        try:
+            socket.create_server(("127.0.0.1", agent.port)).close()
+        except OSError:
+            return False
+        return True
+
+    wait_until(port_free, timeout=20, what="the workers to let go of the port")
