@@ -1,14 +1,16 @@
 """Serving latency: a realistic request mix at a fixed rate while the store ingests events.
 
     python benchmarks/serving.py [--shoppers 20000] [--days 46] [--rate 300] [--duration 60]
-                                 [--ingest-rate 1000] [--json PATH] [--cache DIR]
+                                 [--ingest-rate 1000] [--workers 2] [--json PATH] [--cache DIR]
 
 Builds (once; cached under --cache) a store of 20,000 shoppers and ~2 million line items of
 history through the real writer path (validation, sales, shopper features), trains a small
-bundle, then runs the agent (`edge-agent run`) and the simulator (`edge-agent simulate`) as
-processes. Requests are sent open-loop on a fixed schedule; latency is measured from the
-scheduled send time, so a slow server cannot hide its queueing. `/healthz` of the same app,
-in the same mix, is the reference.
+bundle, then runs the agent (`edge-agent run --workers N`) and the simulator
+(`edge-agent simulate`) as processes. Requests are sent open-loop on a fixed schedule from
+their own process (`http_load.py`); latency is measured from the scheduled send time, so a
+slow server cannot hide its queueing. `/healthz` of the same app, in the same mix, is the
+reference. Also printed: the CPU each process used during the run, and the shopper memo's
+hit rate.
 """
 
 from __future__ import annotations
