@@ -90,6 +90,10 @@ def main(argv: list[str]) -> int:
 
     from edge_agent.api.app import create_app
 
+    if WORKER_SETTINGS_ENV not in os.environ or RUNTIME_DIR_ENV not in os.environ or not argv:
+        print("edge_agent.api.worker is started by `edge-agent run --workers N`, not by hand",
+              file=sys.stderr)
+        return 2
     settings = settings_from_json(os.environ[WORKER_SETTINGS_ENV])
     shared = SharedRuntime(Path(os.environ[RUNTIME_DIR_ENV]))
     logging.basicConfig(level=settings.log_level,
