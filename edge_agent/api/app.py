@@ -91,6 +91,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
         try:
             yield
         finally:
+            gc.unfreeze()  # what this app made can be collected once it is gone
             for task in tasks:
                 task.stop()
             if watcher is not None:
