@@ -18,6 +18,12 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def process_cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of one process so far (0 where it is unknown or gone)."""
+    stat = _stat(pid) if pid is not None else None
+    return stat[1] if stat is not None else 0.0
+
+
 def _command(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import random
 import sqlite3
 import sys
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
+from cpu_usage import process_cpu_s
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -195,17 +195,6 @@ def _committed(db: Path) -> int:
         return conn.execute("SELECT count(*) FROM events").fetchone()[0]
 
 
-def _process_cpu(pid: int | None) -> float:
-    """User + system CPU seconds of another process, from /proc (0 where unavailable)."""
-    if pid is None:
-        return 0.0
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _wait_for(count_fn: Any, target: int) -> None:
     deadline = time.time() + DRAIN_TIMEOUT_S
     while count_fn() < target and time.time() < deadline:
@@ -276,7 +265,7 @@ class AgentConsumer:
     def cpu_seconds(self) -> float:
         # This process (paho, pump) plus the writer process.
         assert self._agent is not None
-        return time.process_time() + _process_cpu(self._agent.ingestion.writer_pid)
+        return time.process_time() + process_cpu_s(self._agent.ingestion.writer_pid)
 
     def finished_at(self) -> float:
         return self._done_at
