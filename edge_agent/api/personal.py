@@ -35,6 +35,14 @@ def current_models(state: ServingState) -> LoadedModels:
     return models
 
 
+def consenting_profile(state: ServingState, customer_id: str) -> profiles.Profile:
+    """The shopper's profile, for an answer that needs their consent to personalization."""
+    with shopper_errors():
+        profile = profiles.load_profile(state.reads.get(), customer_id)
+        profiles.require_personalization(profile)
+    return profile
+
+
 def ranking(state: ServingState, profile: profiles.Profile, models: LoadedModels,
             now: datetime) -> list[tuple[str, float]]:
     """The ranker's candidates for this shopper (the bundle must carry a ranker)."""

@@ -11,7 +11,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import current_models, shopper_errors, timings
+from edge_agent.api.personal import (
+    consenting_profile,
+    current_models,
+    shopper_errors,
+    timings,
+)
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
@@ -82,9 +87,7 @@ async def lookup(state: State, _caller: KioskOrStaff,
 async def purchase_timing(customer_id: CustomerId, state: State,
                     _caller: KioskOrStaff) -> TimingResponse:
     models = current_models(state)
-    with shopper_errors():
-        profile = profiles.load_profile(state.reads.get(), customer_id)
-        profiles.require_personalization(profile)
+    profile = consenting_profile(state, customer_id)
     found = timings(state, profile, models, utc_now())
     return TimingResponse(customer_id=customer_id, model_version=models.version, categories=[
         CategoryTimingOut(category=t.category, purchases=t.purchases,
@@ -101,9 +104,7 @@ async def get_shopping_list(customer_id: CustomerId, state: State,
                       _caller: KioskOrStaff) -> ShoppingListResponse:
     models = current_models(state)
     conn = state.reads.get()
-    with shopper_errors():
-        profile = profiles.load_profile(conn, customer_id)
-        profiles.require_personalization(profile)
+    profile = consenting_profile(state, customer_id)
     items = []
     for item in shopping_list(conn, profile, timings(state, profile, models, utc_now())):
         t = item.timing

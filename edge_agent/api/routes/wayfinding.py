@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import current_models, shopper_errors, timings
+from edge_agent.api.personal import consenting_profile, current_models, timings
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
-from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.timing import shopping_list
 from models.events import MAX_ID_LENGTH, utc_now
 from store_layouts import Route
@@ -107,9 +106,7 @@ async def route_for_shopping_list(
         state: State, _caller: Annotated[Caller, Depends(allow("kiosk", "staff"))]) -> RouteOut:
     models = current_models(state)
     conn = state.reads.get()
-    with shopper_errors():
-        profile = profiles.load_profile(conn, customer_id)
-        profiles.require_personalization(profile)
+    profile = consenting_profile(state, customer_id)
     items = shopping_list(conn, profile, timings(state, profile, models, utc_now()))
     if not items:
         return _route_out(state.store_map.plan([]), [])
