@@ -126,14 +126,12 @@ def copurchase_scores(table: StateTable, stats: ItemStats) -> dict[str, sp.csr_m
 def _lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """m[rows, cols] as a dense vector (0 where not stored), by binary search over the
     sorted (row, column) keys; scipy's fancy indexing costs ~5× more on small inputs."""
-    if not len(rows):
-        return np.zeros(0)
+    if not len(rows) or not m.nnz:
+        return np.zeros(len(rows))
     row_of_entry = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
     keys = row_of_entry * np.int64(m.shape[1]) + m.indices
     want = rows.astype(np.int64) * np.int64(m.shape[1]) + cols
-    pos = np.minimum(np.searchsorted(keys, want), max(len(keys) - 1, 0))
-    if not len(keys):
-        return np.zeros(len(rows))
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
     return np.where(keys[pos] == want, m.data[pos], 0.0)
 
 
