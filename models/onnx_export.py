@@ -75,19 +75,36 @@ def to_onnx_float32(
 
 @dataclass(frozen=True)
 class BucketOffsets:
-    """Per-row offsets picked by the bucket one input column falls in.
+    """Per-row offsets picked by the cell a row falls in on a grid of input columns.
 
-    ``bucket = number of thresholds <= x[:, column]`` (compared in float32, like ONNX);
-    row ``bucket`` of ``table`` (``[len(thresholds) + 1, k]``) is added to the outputs.
+    On each of ``columns``, the row's position is the number of that column's
+    ``thresholds`` <= its value (compared in float32, like ONNX); the cell numbers those
+    positions in row-major order, and row ``cell`` of ``table`` (``[n_cells, k]``) is added
+    to the outputs.
     """
 
-    column: int
-    thresholds: tuple[float, ...]
+    columns: tuple[int, ...]
+    thresholds: tuple[tuple[float, ...], ...]
     table: np.ndarray
 
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Cell-number step of one position on each column (row-major)."""
+        sizes = [len(t) + 1 for t in self.thresholds]
+        return tuple(int(np.prod(sizes[i + 1:])) for i in range(len(sizes)))
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod([len(t) + 1 for t in self.thresholds]))
+
     def bucket_of(self, features: np.ndarray) -> np.ndarray:
-        col = np.asarray(features, dtype=np.float32)[:, self.column : self.column + 1]
-        return (col >= np.asarray(self.thresholds, dtype=np.float32)[None, :]).sum(axis=1)
+        x = np.asarray(features, dtype=np.float32)
+        cell = np.zeros(len(x), dtype=np.int64)
+        for column, thresholds, stride in zip(self.columns, self.thresholds, self.strides,
+                                              strict=True):
+            edges = np.asarray(thresholds, dtype=np.float32)[None, :]
+            cell += stride * (x[:, column : column + 1] >= edges).sum(axis=1)
+        return cell
 
     def for_rows(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.table, dtype=np.float64)[self.bucket_of(features)]
@@ -158,21 +175,36 @@ def _bucket_offset_nodes(
     """Nodes computing ``b.for_rows(input)`` into ``output`` ([N, k] float)."""
     table = np.asarray(b.table, dtype=np.float32)
     inits = [
-        helper.make_tensor("bucket_column", TensorProto.INT64, [1], [b.column]),
-        helper.make_tensor(
-            "bucket_thresholds", TensorProto.FLOAT, [1, len(b.thresholds)],
-            [float(t) for t in b.thresholds],
-        ),
         helper.make_tensor("bucket_sum_axes", TensorProto.INT64, [1], [1]),
         helper.make_tensor("bucket_table", TensorProto.FLOAT, list(table.shape),
                            table.ravel().tolist()),
     ]
-    nodes = [
-        helper.make_node("Gather", [input_name, "bucket_column"], ["bucket_x"], axis=1),
-        helper.make_node("GreaterOrEqual", ["bucket_x", "bucket_thresholds"], ["bucket_ge"]),
-        helper.make_node("Cast", ["bucket_ge"], ["bucket_ge_f"], to=TensorProto.FLOAT),
-        helper.make_node("ReduceSum", ["bucket_ge_f", "bucket_sum_axes"], ["bucket_f"],
-                         keepdims=0),
+    nodes = []
+    terms = []
+    for i, (column, thresholds, stride) in enumerate(
+        zip(b.columns, b.thresholds, b.strides, strict=True)
+    ):
+        inits += [
+            helper.make_tensor(f"bucket_column_{i}", TensorProto.INT64, [1], [column]),
+            helper.make_tensor(f"bucket_thresholds_{i}", TensorProto.FLOAT,
+                               [1, len(thresholds)], [float(t) for t in thresholds]),
+            helper.make_tensor(f"bucket_stride_{i}", TensorProto.FLOAT, [1], [float(stride)]),
+        ]
+        nodes += [
+            helper.make_node("Gather", [input_name, f"bucket_column_{i}"], [f"bucket_x_{i}"],
+                             axis=1),
+            helper.make_node("GreaterOrEqual", [f"bucket_x_{i}", f"bucket_thresholds_{i}"],
+                             [f"bucket_ge_{i}"]),
+            helper.make_node("Cast", [f"bucket_ge_{i}"], [f"bucket_ge_f_{i}"],
+                             to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", [f"bucket_ge_f_{i}", "bucket_sum_axes"],
+                             [f"bucket_pos_{i}"], keepdims=0),
+            helper.make_node("Mul", [f"bucket_pos_{i}", f"bucket_stride_{i}"],
+                             [f"bucket_term_{i}"]),
+        ]
+        terms.append(f"bucket_term_{i}")
+    nodes += [
+        helper.make_node("Sum", terms, ["bucket_f"]),
         helper.make_node("Cast", ["bucket_f"], ["bucket_index"], to=TensorProto.INT64),
         helper.make_node("Gather", ["bucket_table", "bucket_index"], [output], axis=0),
     ]

@@ -64,7 +64,7 @@ class LoadedModels:
         try:
             if self.timing is not None:
                 pairs = [(state, name) for name, state in shopper.categories.items()]
-                for prediction in self.timing.predict(pairs, _SMOKE_NOW_S):
+                for prediction in self.timing.predict(pairs, shopper.trips, _SMOKE_NOW_S):
                     values = [v for v in vars(prediction).values() if isinstance(v, float)]
                     if not values or not all(math.isfinite(v) for v in values):
                         raise SmokeTestFailed(f"timing model gave {prediction}")

@@ -12,11 +12,12 @@ from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
 
 DAY_S = 86400.0
-# On the list when due within this many days ("upcoming"); urgent once the model's urgency
-# (the share of this shopper's gaps shorter than the time since the last purchase) passes
-# the median: "you buy milk about every 6 days; it's been 7" is due now.
+# On the list when the predicted median is within this many days ("upcoming"); urgent when
+# the model's urgency (the chance of buying the category within the coming week) reaches
+# this, or it is due today: "you buy milk about every 6 days; it's been 7".
 UPCOMING_DAYS = 7.0
-URGENT_AT = 0.5
+URGENT_AT = 0.75
+DUE_NOW_DAYS = 0.5
 # A category bought once gives no cycle to speak of; the list needs a habit.
 MIN_PURCHASES_FOR_LIST = 2
 
@@ -56,7 +57,7 @@ def category_timings(profile: Profile, models: LoadedModels, now: datetime) -> l
     now_s = now.timestamp()
     pairs = [(state, name) for name, state in sorted(profile.features.categories.items())
              if state.count > 0]
-    predictions = models.timing.predict(pairs, now_s)
+    predictions = models.timing.predict(pairs, profile.features.trips, now_s)
     out = []
     for (state, name), prediction in zip(pairs, predictions, strict=True):
         out.append(CategoryTiming(
@@ -83,7 +84,7 @@ def shopping_list(conn: sqlite3.Connection, profile: Profile,
         product = usual.get(timing.category)
         if product is None:
             continue
-        urgent = timing.urgency >= URGENT_AT or timing.days_until <= 0.5
+        urgent = timing.urgency >= URGENT_AT or timing.days_until <= DUE_NOW_DAYS
         items.append(ListItem(product, timing, "urgent" if urgent else "upcoming",
                               _reason(product.category, timing)))
     return items

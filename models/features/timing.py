@@ -1,18 +1,24 @@
 """Purchase-timing state and features per shopper x category — training and serving.
 
 One :class:`PairState` per (shopper, category) holds a few running numbers, updated once
-per basket that contains the category (:meth:`PairState.add_purchase`). Features are a
-function of that state alone (:func:`timing_features`), *as of the pair's last purchase*:
-the model predicts the gap from that purchase to the next one, and the time elapsed since
-is applied afterwards (``models.timing.predict``), so serving never rescans history and
-never sees a feature value training could not have seen.
+per basket that contains the category (:meth:`PairState.add_purchase`). The model predicts
+the days from *a given moment* to the pair's next purchase, so its features have two parts:
 
-Training (``models.timing.data``) replays every basket through these same updates.
+- the occasion features (:func:`occasion_features`), a function of the pair's state alone,
+  as of its last purchase: counts, gaps, how regular the cycle is, the shopper's rhythm;
+- the elapsed features (:func:`elapsed_features`), what has happened since: days elapsed,
+  the shopper's trips since without the category, days since the shopper's last trip.
+  "Six trips without milk" means the habit lapsed; "no trip at all" means it waits.
+
+:func:`timing_features` joins both for a shopper at a moment; serving never rescans
+history. Training (``models.timing.data``) replays every basket through these same updates
+and computes the elapsed part with the same vectorised function.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import Any
@@ -22,9 +28,10 @@ import numpy as np
 from models.features.segments import SECONDS_PER_DAY, ShopperState
 
 # Bump when a feature's meaning or order changes; the bundle manifest records it.
-FEATURE_SCHEMA_VERSION = 1
+# 2: the model predicts from any moment, with the elapsed features (1: from the purchase).
+FEATURE_SCHEMA_VERSION = 2
 
-FEATURE_NAMES: tuple[str, ...] = (
+OCCASION_FEATURE_NAMES: tuple[str, ...] = (
     "log_count",  # purchase occasions of the category so far
     "log_tenure_days",  # first to last occasion
     "log_last_gap",
@@ -43,6 +50,14 @@ FEATURE_NAMES: tuple[str, ...] = (
     "log_basket_spend_ratio",  # that basket's value vs the shopper's mean (big shop?)
     "category_repeat_share",  # population prior: share of repeats within the horizon
 )
+ELAPSED_FEATURE_NAMES: tuple[str, ...] = (
+    "log_elapsed_days",  # since the pair's last occasion
+    "log_trips_since",  # the shopper's trips since then, none with the category
+    "log_days_since_shopper_trip",  # since the shopper's last trip of any kind
+    "log_elapsed_over_recent_gap",  # log1p(elapsed / median recent gap): > log 2 is overdue
+    "log_expected_occasions_missed",  # trips since x the category's share of trips
+)
+FEATURE_NAMES: tuple[str, ...] = OCCASION_FEATURE_NAMES + ELAPSED_FEATURE_NAMES
 
 # Value for a feature that is undefined (e.g. a gap before the second purchase). Every
 # feature that can be undefined is a log1p of days or a ratio >= 0 when defined, so -1
@@ -148,6 +163,8 @@ class CategoryPrior:
 
 _PRIOR_MEDIAN = FEATURE_NAMES.index("log_category_median_gap")
 _PRIOR_REPEAT = FEATURE_NAMES.index("category_repeat_share")
+_RECENT_GAP = FEATURE_NAMES.index("log_median_recent_gap")
+_TRIP_SHARE = FEATURE_NAMES.index("trip_share")
 
 
 def set_category_prior(
@@ -164,8 +181,8 @@ def set_category_prior(
     features[:, _PRIOR_REPEAT] = np.where(np.isnan(share), MISSING, share)
 
 
-def timing_features(state: PairState, prior: CategoryPrior) -> np.ndarray:
-    """Features of one pair as of its last occasion (float32, ``FEATURE_NAMES`` order)."""
+def occasion_features(state: PairState, prior: CategoryPrior) -> np.ndarray:
+    """One pair's features as of its last occasion (float32, ``OCCASION_FEATURE_NAMES``)."""
     if state.count == 0:
         raise ValueError("a pair with no purchase has no timing features")
     gaps = state.recent_gaps
@@ -196,3 +213,49 @@ def timing_features(state: PairState, prior: CategoryPrior) -> np.ndarray:
         ],
         dtype=np.float32,
     )
+
+
+def elapsed_features(
+    occasion: np.ndarray, elapsed_days: np.ndarray, trips_since: np.ndarray,
+    days_since_trip: np.ndarray,
+) -> np.ndarray:
+    """What happened since each row's last occasion (float32 ``[N, 5]``, ``ELAPSED_...``).
+
+    ``occasion`` holds the rows' occasion features; the other arguments are per row: days
+    since the pair's last occasion, the shopper's trips since it, days since the shopper's
+    last trip. Vectorised: training computes millions of rows with it.
+    """
+    elapsed = np.maximum(np.asarray(elapsed_days, np.float64), 0.0)
+    trips = np.maximum(np.asarray(trips_since, np.float64), 0.0)
+    since_trip = np.maximum(np.asarray(days_since_trip, np.float64), 0.0)
+    log_gap = occasion[:, _RECENT_GAP].astype(np.float64)
+    # expm1 undoes the log1p of the stored median gap; MISSING stays MISSING.
+    recent_gap = np.where(log_gap == MISSING, np.nan, np.expm1(np.maximum(log_gap, 0.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overdue = np.log1p(elapsed / np.maximum(recent_gap, SAME_OCCASION_DAYS))
+    return np.column_stack([
+        np.log1p(elapsed),
+        np.log1p(trips),
+        np.log1p(since_trip),
+        np.where(np.isnan(recent_gap), MISSING, overdue),
+        np.log1p(trips * occasion[:, _TRIP_SHARE]),
+    ]).astype(np.float32)
+
+
+def timing_features(
+    pairs: Sequence[tuple[PairState, CategoryPrior]], shopper: ShopperState, now_ts: float
+) -> np.ndarray:
+    """Feature rows (float32 ``[N, len(FEATURE_NAMES)]``) of one shopper's pairs at ``now_ts``.
+
+    ``shopper`` is the shopper's state now; each pair recorded the shopper's trip count at
+    its last occasion, so the difference is the trips made since without the category.
+    """
+    if not pairs:
+        return np.zeros((0, len(FEATURE_NAMES)), np.float32)
+    occasion = np.vstack([occasion_features(state, prior) for state, prior in pairs])
+    elapsed = [(now_ts - state.last_ts) / SECONDS_PER_DAY for state, _ in pairs]
+    trips = [shopper.trips - state.shopper_trips for state, _ in pairs]
+    since_trip = (now_ts - shopper.last_ts) / SECONDS_PER_DAY if shopper.trips else 0.0
+    extra = elapsed_features(occasion, np.array(elapsed), np.array(trips),
+                             np.full(len(pairs), since_trip))
+    return np.hstack([occasion, extra])

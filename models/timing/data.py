@@ -1,9 +1,12 @@
 """Turn a basket dataset into purchase-timing rows by replaying the serving-side state.
 
-Each row is one purchase occasion of a (shopper, category) pair: the features as of that
-occasion (exactly what the edge would compute from its state), the time, and the label —
-days until the pair's next occasion, capped at a horizon so that every label in a window
-with enough follow-up is fully observed.
+:func:`replay` gives one row per purchase occasion of a (shopper, category) pair: the
+occasion features (exactly what the edge would compute from its state), the time, and
+when the pair bought next. Predictions are made at *moments* (:class:`Moments`): at an
+occasion itself, or at any later time before the next one, as the edge does when a
+shopper asks for their list. The label is the number of days from the moment to the pair's
+next occasion, capped at a horizon so that every label with enough follow-up is fully
+observed.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ import numpy as np
 
 from models.datasets.base import BasketDataset
 from models.features.segments import SECONDS_PER_DAY, ShopperState
-from models.features.timing import FEATURE_NAMES, CategoryPrior, PairState, timing_features
+from models.features.timing import (
+    OCCASION_FEATURE_NAMES,
+    CategoryPrior,
+    PairState,
+    elapsed_features,
+    occasion_features,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,15 +43,17 @@ class TimingDataError(ValueError):
 class TimingRows:
     """Occasion rows, parallel arrays; ``features`` has the category prior still unset."""
 
-    features: np.ndarray  # float32 [N, F]
+    features: np.ndarray  # float32 [N, len(OCCASION_FEATURE_NAMES)]
     user: np.ndarray  # int32
     category: np.ndarray  # int32
     t: np.ndarray  # float64 epoch seconds of the occasion
     next_t: np.ndarray  # float64 epoch seconds of the pair's next occasion, NaN if none
     n_gaps: np.ndarray  # int32 gaps of the pair observed up to this occasion
     pair_median_gap: np.ndarray  # float64 median of all the pair's gaps so far, NaN if none
+    shopper_trips: np.ndarray  # int32 the shopper's trips at the occasion (as PairState)
     end_t: float  # last timestamp in the data: labels are censored after it
     category_names: list[str]
+    trips: TripTable  # every shopper's trip times, for "trips since" at any moment
 
     def __len__(self) -> int:
         return len(self.t)
@@ -67,9 +78,105 @@ class TimingRows:
             next_t=self.next_t[mask],
             n_gaps=self.n_gaps[mask],
             pair_median_gap=self.pair_median_gap[mask],
+            shopper_trips=self.shopper_trips[mask],
             end_t=self.end_t,
             category_names=self.category_names,
+            trips=self.trips,
         )
+
+    def active_at(self, moment: float) -> np.ndarray:
+        """Indices of each pair's latest occasion at ``moment`` (pairs bought by then)."""
+        return np.nonzero((self.t <= moment) & ~(self.next_t <= moment))[0]
+
+
+class TripTable:
+    """Every basket's (shopper, time), sorted, to count a shopper's trips up to a moment."""
+
+    def __init__(self, user: np.ndarray, ts: np.ndarray) -> None:
+        order = np.lexsort((ts, user))
+        self.user = np.asarray(user, np.int32)[order]
+        self.ts = np.asarray(ts, np.float64)[order]
+        # One sorted float key per trip: shopper * span + time offset. Offsets stay in
+        # [-0.5, range + 0.5] and span = range + 2, so shoppers' key ranges never touch.
+        self._t0 = float(self.ts.min()) if len(self.ts) else 0.0
+        self._range = float(self.ts.max()) - self._t0 if len(self.ts) else 0.0
+        self._keys = self._key(self.user, self.ts)
+
+    def _key(self, user: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        offset = np.clip(np.asarray(ts, np.float64) - self._t0, -0.5, self._range + 0.5)
+        return np.asarray(user, np.float64) * (self._range + 2.0) + offset
+
+    def up_to(self, user: np.ndarray, moment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: (the shopper's trips at or before ``moment``, the latest one's time)."""
+        end = np.searchsorted(self._keys, self._key(user, moment), side="right")
+        start = np.searchsorted(self.user, user, side="left")
+        last = np.where(end > start, self.ts[np.maximum(end - 1, 0)], np.nan)
+        return end - start, last
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Prediction moments: one pair's state (an occasion row) at a time before its next
+    occasion. ``features`` has every timing feature, the category prior still unset."""
+
+    row: np.ndarray  # int index into the TimingRows
+    t: np.ndarray  # float64 epoch seconds of the moment
+    features: np.ndarray  # float32 [N, len(FEATURE_NAMES)]
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def labels(self, rows: TimingRows, horizon_days: float) -> np.ndarray:
+        """Days from the moment to the pair's next occasion, capped at ``horizon_days``."""
+        days = (rows.next_t[self.row] - self.t) / SECONDS_PER_DAY
+        return np.where(np.isnan(days), horizon_days, np.minimum(days, horizon_days))
+
+    def elapsed_days(self, rows: TimingRows) -> np.ndarray:
+        return (self.t - rows.t[self.row]) / SECONDS_PER_DAY
+
+    def subset(self, mask: np.ndarray) -> Moments:
+        return Moments(self.row[mask], self.t[mask], self.features[mask])
+
+    @staticmethod
+    def concat(parts: list[Moments]) -> Moments:
+        return Moments(
+            np.concatenate([p.row for p in parts]), np.concatenate([p.t for p in parts]),
+            np.vstack([p.features for p in parts]),
+        )
+
+
+def moments(rows: TimingRows, row: np.ndarray, t: np.ndarray) -> Moments:
+    """The timing features of occasion rows ``row`` at moments ``t`` (>= the occasion)."""
+    row = np.asarray(row, np.int64)
+    t = np.asarray(t, np.float64)
+    trips, last_trip = rows.trips.up_to(rows.user[row], t)
+    occasion = rows.features[row]
+    extra = elapsed_features(
+        occasion, (t - rows.t[row]) / SECONDS_PER_DAY, trips - rows.shopper_trips[row],
+        np.where(np.isnan(last_trip), 0.0, (t - last_trip) / SECONDS_PER_DAY),
+    )
+    return Moments(row, t, np.hstack([occasion, extra]))
+
+
+def at_occasions(rows: TimingRows, row: np.ndarray) -> Moments:
+    """Moments at the occasions themselves: "when will they buy this again?" at the till."""
+    return moments(rows, row, rows.t[row])
+
+
+def at_cutoffs(
+    rows: TimingRows, cutoffs: np.ndarray, sample: float = 1.0,
+    rng: np.random.Generator | None = None,
+) -> Moments:
+    """Every pair bought before each cutoff, at that cutoff (a share ``sample`` of them)."""
+    parts = []
+    for cutoff in np.asarray(cutoffs, np.float64):
+        row = rows.active_at(cutoff)
+        if sample < 1.0:
+            row = row[(rng or np.random.default_rng()).random(len(row)) < sample]
+        parts.append(moments(rows, row, np.full(len(row), cutoff)))
+    if not parts:
+        return moments(rows, np.zeros(0, np.int64), np.zeros(0))
+    return Moments.concat(parts)
 
 
 def basket_table(ds: BasketDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -99,6 +206,7 @@ def replay(ds: BasketDataset) -> TimingRows:
     row_t: list[float] = []
     row_gaps: list[int] = []
     row_pair_median: list[float] = []
+    row_trips: list[int] = []
     next_t: list[float] = []
     shoppers: dict[int, ShopperState] = {}
     pairs: dict[tuple[int, int], PairState] = {}
@@ -123,14 +231,16 @@ def replay(ds: BasketDataset) -> TimingRows:
             if not pair.add_purchase(ts, q, shopper):
                 # Merged into the last occasion: its features change (quantity), so the
                 # last row's features are refreshed to what the edge would now hold.
-                feats[last_row[key]] = timing_features(pair, _NO_PRIOR)
+                feats[last_row[key]] = occasion_features(pair, _NO_PRIOR)
+                row_trips[last_row[key]] = pair.shopper_trips
                 continue
             gaps = all_gaps.setdefault(key, [])
             if pair.count > 1:
                 gaps.append((ts - previous_ts) / SECONDS_PER_DAY)
                 next_t[last_row[key]] = ts
             last_row[key] = len(row_t)
-            feats.append(timing_features(pair, _NO_PRIOR))
+            feats.append(occasion_features(pair, _NO_PRIOR))
+            row_trips.append(pair.shopper_trips)
             row_user.append(u)
             row_cat.append(c)
             row_t.append(ts)
@@ -143,13 +253,16 @@ def replay(ds: BasketDataset) -> TimingRows:
         ds.name, len(users), len(pairs), len(row_t),
     )
     return TimingRows(
-        features=np.vstack(feats) if feats else np.zeros((0, len(FEATURE_NAMES)), np.float32),
+        features=np.vstack(feats) if feats
+        else np.zeros((0, len(OCCASION_FEATURE_NAMES)), np.float32),
         user=np.asarray(row_user, dtype=np.int32),
         category=np.asarray(row_cat, dtype=np.int32),
         t=np.asarray(row_t, dtype=np.float64),
         next_t=np.asarray(next_t, dtype=np.float64),
         n_gaps=np.asarray(row_gaps, dtype=np.int32),
         pair_median_gap=np.asarray(row_pair_median, dtype=np.float64),
+        shopper_trips=np.asarray(row_trips, dtype=np.int32),
         end_t=float(np.nanmax(ds.ts)) if ds.n_rows else 0.0,
         category_names=list(ds.category_names),
+        trips=TripTable(users, b_ts),
     )

@@ -1,21 +1,22 @@
-"""Quantile gradient boosting for the gap to the next purchase, calibrated and exported.
+"""Quantile gradient boosting for the days to the next purchase, calibrated and exported.
 
-Three ``HistGradientBoostingRegressor(loss="quantile")`` models (10/50/90%) on log-days:
-quantiles survive the monotone log, and log-days tames the long tail of gaps. The median
-model is the point prediction (the median minimises absolute error, the headline metric).
-Training rows are weighted by recency (habits drift). On a later validation period the
-median is re-centred and the 80% interval widened or narrowed by a conformalized quantile
-regression step (Romano et al., 2019), separately for each length of the pair's history
-(a pair seen twice is far less predictable than one seen twenty times, so one pooled
-shift over-covers the first and under-covers the second). The shifts are baked into the
-ONNX graph so the edge runs one session that returns final days.
+Three ``HistGradientBoostingRegressor(loss="quantile")`` models (10/50/90%) on log-days
+from a moment (a purchase, or any time after it) to the pair's next purchase: quantiles
+survive the monotone log, and log-days tames the long tail. The median model is the point
+prediction (the median minimises absolute error, the headline metric). Training rows are
+weighted by recency (habits drift). On a later validation period the median is
+re-centred and the 80% interval widened or narrowed by a conformalized quantile
+regression step (Romano et al., 2019), separately per cell of the pair's history length
+x the days since its last purchase (one pooled shift over-covers short histories and
+long-lapsed pairs and under-covers the rest). The shifts are baked into the ONNX graph
+so the edge runs one session that returns final days.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,12 +34,19 @@ logger = logging.getLogger(__name__)
 OUTPUT_NAME = "gap_quantiles_days"
 QUANTILES = (LOW_Q, MID_Q, HIGH_Q)
 TARGET_COVERAGE = HIGH_Q - LOW_Q
-# Calibration buckets by purchase occasions so far: 1 (no gap yet), 2, 3-4, 5-8, 9-16,
-# 17+ — doubling widths, the same as the evaluation's breakdown by history.
+# Calibration cells: purchase occasions so far — 1 (no gap yet), 2, 3-4, 5-8, 9-16, 17+,
+# doubling widths like the evaluation's breakdown — by days since the last purchase — at
+# the purchase (< 0.5 d), within a week, a month, the horizon, beyond it. A pair seen
+# twice is far less predictable than one seen twenty times, and one bought today than one
+# not bought for a quarter (most of those never come back within the horizon).
 HISTORY_COUNT_EDGES = (2, 3, 5, 9, 17)
-_COUNT_COLUMN = FEATURE_NAMES.index("log_count")
+ELAPSED_DAY_EDGES = (0.5, 7.0, 30.0, 90.0)
+_CALIBRATION_COLUMNS = (FEATURE_NAMES.index("log_count"), FEATURE_NAMES.index("log_elapsed_days"))
 # Thresholds on log1p(count) half-way between integer counts: no float ties.
-HISTORY_THRESHOLDS = tuple(math.log1p(c - 0.5) for c in HISTORY_COUNT_EDGES)
+_CALIBRATION_THRESHOLDS = (
+    tuple(math.log1p(c - 0.5) for c in HISTORY_COUNT_EDGES),
+    tuple(math.log1p(d) for d in ELAPSED_DAY_EDGES),
+)
 # A bucket needs this many validation rows for its own conformal quantile; fewer use
 # the pooled shift (the 80% quantile of a few dozen scores is too noisy).
 MIN_BUCKET_CALIBRATION_ROWS = 200
@@ -81,10 +89,9 @@ class TimingModel:
         if len(regressors) != len(QUANTILES):
             raise ValueError(f"expected {len(QUANTILES)} regressors, got {len(regressors)}")
         self.regressors = regressors
+        cells = math.prod(len(t) + 1 for t in _CALIBRATION_THRESHOLDS)
         self.offsets = onnx_export.BucketOffsets(
-            _COUNT_COLUMN,
-            HISTORY_THRESHOLDS,
-            np.zeros((len(HISTORY_THRESHOLDS) + 1, len(QUANTILES))),
+            _CALIBRATION_COLUMNS, _CALIBRATION_THRESHOLDS, np.zeros((cells, len(QUANTILES)))
         )
 
     @classmethod
@@ -132,36 +139,35 @@ class TimingModel:
         return reg
 
     def calibrate(self, features: np.ndarray, gap_days: np.ndarray) -> list[float]:
-        """Shift the quantiles per history bucket on later (validation) rows.
+        """Shift the quantiles per calibration cell on later (validation) rows.
 
-        The interval: conformal shifts so it covers TARGET_COVERAGE of ``gap_days``. The
-        median: moved by the median residual, so half the labels fall below it (on
-        Complete Journey the fitted median ran short for pairs with 3-4 occasions and
-        long for 9 or more; shifting cut the MAE of the later half of the validation
-        period by 0.2% when fitted on the earlier half). Buckets with few rows use the pooled
-        shifts. Returns the interval shifts in log-days (positive = widened).
+        The interval: split-conformal shifts of each end so it covers TARGET_COVERAGE of
+        ``gap_days`` (:func:`_interval_shifts`). The median: moved by the median residual,
+        so half the labels fall below it (with feature schema 1 on Complete Journey, the
+        fitted median ran short for pairs with 3-4 occasions and long for 9 or more;
+        shifting cut the MAE of the later half of the validation period by 0.2% when
+        fitted on the earlier half). Cells with few rows use the pooled
+        shifts. Returns the table of [lower, median, upper] shifts in log-days per cell.
         """
         raw = self._raw_log_quantiles(features)
         y = np.log(np.maximum(np.asarray(gap_days, np.float64), MIN_DAYS))
-        scores = np.maximum(raw[:, 0] - y, y - raw[:, 2])
+        below, above = raw[:, 0] - y, y - raw[:, 2]
         residuals = y - raw[:, 1]
-        pooled = _conformal_quantile(scores)
-        pooled_mid = float(np.median(residuals)) if len(residuals) else 0.0
-        buckets = self.offsets.bucket_of(features)
-        shifts, mid_shifts = [], []
-        for b in range(len(HISTORY_THRESHOLDS) + 1):
-            mine = buckets == b
-            enough = mine.sum() >= MIN_BUCKET_CALIBRATION_ROWS
-            shifts.append(_conformal_quantile(scores[mine]) if enough else pooled)
-            mid_shifts.append(float(np.median(residuals[mine])) if enough else pooled_mid)
-        table = np.array([[-s, m, s] for s, m in zip(shifts, mid_shifts, strict=True)])
-        self.offsets = onnx_export.BucketOffsets(_COUNT_COLUMN, HISTORY_THRESHOLDS, table)
-        logger.info(
-            "timing calibrated on %d rows: interval shifts %s log-days (pooled %.3f), "
-            "median shifts %s",
-            len(scores), np.round(shifts, 3).tolist(), pooled, np.round(mid_shifts, 3).tolist(),
-        )
-        return shifts
+        pooled = (*_interval_shifts(below, above), float(np.median(residuals)) if len(y) else 0.0)
+        cells = self.offsets.bucket_of(features)
+        rows = []
+        for cell in range(self.offsets.n_cells):
+            mine = cells == cell
+            if mine.sum() < MIN_BUCKET_CALIBRATION_ROWS:
+                widen_low, widen_high, mid = pooled
+            else:
+                widen_low, widen_high = _interval_shifts(below[mine], above[mine])
+                mid = float(np.median(residuals[mine]))
+            rows.append([-widen_low, mid, widen_high])
+        self.offsets = replace(self.offsets, table=np.array(rows))
+        logger.info("timing calibrated on %d rows: shifts per cell (low, mid, high) %s",
+                    len(y), np.round(self.offsets.table, 3).tolist())
+        return self.offsets.table.tolist()
 
     def _raw_log_quantiles(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, np.float32)
@@ -194,6 +200,7 @@ class TimingModel:
             "quantiles": list(QUANTILES),
             "calibration": {
                 "history_count_edges": list(HISTORY_COUNT_EDGES),
+                "elapsed_day_edges": list(ELAPSED_DAY_EDGES),
                 "log_offsets": self.offsets.table.tolist(),
             },
             "category_priors": {name: asdict(p) for name, p in sorted(priors.items())},
@@ -202,10 +209,23 @@ class TimingModel:
         }
 
 
-def _conformal_quantile(scores: np.ndarray) -> float:
-    """The finite-sample-corrected TARGET_COVERAGE quantile of conformity scores."""
-    n = len(scores)
+def _interval_shifts(below: np.ndarray, above: np.ndarray) -> tuple[float, float]:
+    """(widening of the lower end, of the upper end) in log-days, from calibration rows'
+    ``below`` = low - y and ``above`` = y - high, so TARGET_COVERAGE of rows fall inside.
+
+    The upper end may miss (1 - HIGH_Q) of rows, the lower end the rest of the budget.
+    Where labels pile up at the horizon (a pair not bought again within it), nothing can
+    fall above an upper end at the horizon, and the lower end alone makes the interval
+    cover 80%, not 90%: one symmetric shift over-covered such cells.
+    """
+    n = len(above)
     if n == 0:
-        return 0.0
-    level = min(math.ceil((n + 1) * TARGET_COVERAGE) / n, 1.0)
-    return float(np.quantile(scores, level))
+        return 0.0, 0.0
+    widen_high = float(np.quantile(above, _finite_sample_level(HIGH_Q, n)))
+    budget = max(1.0 - TARGET_COVERAGE - float(np.mean(above > widen_high)), 0.0)
+    return float(np.quantile(below, _finite_sample_level(1.0 - budget, n))), widen_high
+
+
+def _finite_sample_level(level: float, n: int) -> float:
+    """The split-conformal quantile level for ``n`` calibration rows (never below level)."""
+    return min(math.ceil((n + 1) * level) / n, 1.0)

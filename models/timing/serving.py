@@ -2,7 +2,7 @@
 
     bundle = verify_bundle(path, public_key)            # models.bundle
     timing = TimingPredictor.from_bundle(bundle)
-    timing.predict([(pair_state, "FLUID MILK PRODUCTS")], now_ts)
+    timing.predict([(pair_state, "FLUID MILK PRODUCTS")], shopper_state, now_ts)
 
 ``PairState`` / ``ShopperState`` (``models.features``) are what the edge keeps per
 shopper x category and per shopper, updated on every POS transaction.
@@ -13,13 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import numpy as np
 import onnxruntime as ort
 
 from models import onnx_export
 from models.bundle.sidecar import load_sidecar
 from models.bundle.verify import VerifiedBundle
-from models.features.segments import SECONDS_PER_DAY
+from models.features.segments import ShopperState
 from models.features.timing import (
     FEATURE_NAMES,
     FEATURE_SCHEMA_VERSION,
@@ -56,12 +55,11 @@ class TimingPredictor:
         return self.priors.get(category, self.default_prior)
 
     def predict(
-        self, pairs: Sequence[tuple[PairState, str]], now_ts: float
+        self, pairs: Sequence[tuple[PairState, str]], shopper: ShopperState, now_ts: float
     ) -> list[TimingPrediction]:
-        """Predictions at ``now_ts`` for (state, category name) pairs with >= 1 purchase."""
+        """Predictions at ``now_ts`` for one shopper's (state, category name) pairs, each
+        with >= 1 purchase; ``shopper`` is that shopper's trip state now."""
         if not pairs:
             return []
-        x = np.vstack([timing_features(state, self.prior(cat)) for state, cat in pairs])
-        quantiles = onnx_export.run(self.session, x)
-        elapsed = np.array([(now_ts - s.last_ts) / SECONDS_PER_DAY for s, _ in pairs])
-        return predictions(quantiles, elapsed)
+        x = timing_features([(state, self.prior(cat)) for state, cat in pairs], shopper, now_ts)
+        return predictions(onnx_export.run(self.session, x))

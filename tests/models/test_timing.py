@@ -12,15 +12,25 @@ from models.datasets.base import BasketDataset
 from models.features.segments import SECONDS_PER_DAY, ShopperState
 from models.features.timing import (
     FEATURE_NAMES,
+    OCCASION_FEATURE_NAMES,
     CategoryPrior,
     PairState,
+    occasion_features,
     set_category_prior,
     timing_features,
 )
-from models.timing.data import TimingDataError, replay
-from models.timing.evaluate import TimingRun, TimingSplit, category_priors, train_and_evaluate
+from models.timing.data import TimingDataError, TripTable, at_cutoffs, replay
+from models.timing.evaluate import (
+    LAPSE_RULE,
+    MODEL,
+    Baselines,
+    TimingRun,
+    TimingSplit,
+    category_priors,
+    train_and_evaluate,
+)
 from models.timing.model import TimingModel, TimingModelConfig
-from models.timing.predict import condition_on_elapsed, gap_cdf, predictions
+from models.timing.predict import URGENCY_WINDOW_DAYS, days_cdf, predictions
 from models.timing.synthetic import generate
 
 DAY = SECONDS_PER_DAY
@@ -52,12 +62,37 @@ def test_state_updates_incrementally_and_merges_same_day_top_ups() -> None:
     assert _buy(pair, shopper, 13)
     assert (pair.count, pair.n_gaps, pair.recent_gaps) == (3, 2, [7.0, 6.0])
     assert pair.gap_mean == pytest.approx(6.5)
-    x = timing_features(pair, CategoryPrior(10.0, 0.9))
+    (x,) = timing_features([(pair, CategoryPrior(10.0, 0.9))], shopper, T0 + 20 * DAY)
     assert x.dtype == np.float32 and x.shape == (len(FEATURE_NAMES),)
     named = dict(zip(FEATURE_NAMES, x.tolist(), strict=True))
     assert named["log_last_gap"] == pytest.approx(math.log1p(6.0), rel=1e-6)
     assert named["log_category_median_gap"] == pytest.approx(math.log1p(10.0), rel=1e-6)
     assert named["trip_share"] == pytest.approx(3 / 4)
+    assert named["log_elapsed_days"] == pytest.approx(math.log1p(7.0), rel=1e-6)
+    assert named["log_trips_since"] == 0.0  # no trip since day 13
+    assert named["log_elapsed_over_recent_gap"] == pytest.approx(math.log1p(7.0 / 6.5), rel=1e-6)
+
+
+def test_elapsed_features_tell_a_lapsed_habit_from_a_shopper_away() -> None:
+    """Twelve days after a weekly purchase: five trips without it, or no trip at all."""
+    away, lapsed, pair = ShopperState(), ShopperState(), PairState()
+    for day in (0, 7, 14):
+        _buy(pair, away, day)
+    for day in (0, 7, 14):
+        lapsed.add_trip(T0 + day * DAY, 10.0)
+    for day in (16, 18, 20, 22, 24):
+        lapsed.add_trip(T0 + day * DAY, 10.0)
+    now = T0 + 26 * DAY
+    named = [
+        dict(zip(FEATURE_NAMES, timing_features([(pair, CategoryPrior())], shopper, now)[0]
+                 .tolist(), strict=True))
+        for shopper in (away, lapsed)
+    ]
+    assert named[0]["log_trips_since"] == 0.0
+    assert named[1]["log_trips_since"] == pytest.approx(math.log1p(5))
+    assert named[0]["log_days_since_shopper_trip"] == pytest.approx(math.log1p(12), rel=1e-6)
+    assert named[1]["log_days_since_shopper_trip"] == pytest.approx(math.log1p(2), rel=1e-6)
+    assert named[0]["log_elapsed_days"] == named[1]["log_elapsed_days"]
 
 
 def test_state_survives_a_round_trip_through_storage() -> None:
@@ -66,7 +101,9 @@ def test_state_survives_a_round_trip_through_storage() -> None:
         _buy(pair, shopper, day)
     restored = PairState.from_dict(pair.to_dict())
     prior = CategoryPrior(8.0, 0.7)
-    np.testing.assert_array_equal(timing_features(restored, prior), timing_features(pair, prior))
+    now = T0 + 33 * DAY
+    np.testing.assert_array_equal(timing_features([(restored, prior)], shopper, now),
+                                  timing_features([(pair, prior)], shopper, now))
     assert ShopperState.from_dict(shopper.to_dict()) == shopper
 
 
@@ -77,28 +114,61 @@ def test_recent_gap_buffer_stays_small() -> None:
     assert len(pair.recent_gaps) <= 8 and pair.n_gaps == 99
 
 
+def _replay_by_hand(
+    ds: BasketDataset, user: int, until: float = math.inf
+) -> tuple[ShopperState, dict[int, PairState], list[np.ndarray]]:
+    """One shopper's baskets up to ``until`` through the edge's own state updates."""
+    shopper, pairs = ShopperState(), {}
+    starts = ds.basket_starts()
+    occasions: list[np.ndarray] = []
+    for b in np.flatnonzero(ds.user[starts[:-1]] == user):
+        lo, hi = starts[b], starts[b + 1]
+        if ds.ts[lo] > until:
+            break
+        shopper.add_trip(ds.ts[lo], float(ds.price[lo:hi].sum()))
+        for c in np.unique(ds.category[lo:hi]):
+            q = float(ds.quantity[lo:hi][ds.category[lo:hi] == c].sum())
+            pair = pairs.setdefault(int(c), PairState())
+            if pair.add_purchase(ds.ts[lo], q, shopper):
+                occasions.append(occasion_features(pair, CategoryPrior()))
+            else:
+                occasions[-1] = occasion_features(pair, CategoryPrior())
+    return shopper, pairs, occasions
+
+
 def test_replay_rows_equal_serving_features(synthetic: BasketDataset) -> None:
     """Training rows are exactly what the edge computes from its state at that moment."""
     rows = replay(synthetic)
     user = int(rows.user[0])
-    mask = synthetic.user == user
-    shopper, pairs = ShopperState(), {}
-    starts = synthetic.basket_starts()
-    expected = []
-    for b in np.flatnonzero(synthetic.user[starts[:-1]] == user):
-        lo, hi = starts[b], starts[b + 1]
-        shopper.add_trip(synthetic.ts[lo], float(synthetic.price[lo:hi].sum()))
-        for c in np.unique(synthetic.category[lo:hi]):
-            q = float(synthetic.quantity[lo:hi][synthetic.category[lo:hi] == c].sum())
-            pair = pairs.setdefault(int(c), PairState())
-            if pair.add_purchase(synthetic.ts[lo], q, shopper):
-                expected.append(timing_features(pair, CategoryPrior()))
-            else:
-                expected[-1] = timing_features(pair, CategoryPrior())
-    assert mask.any()
+    _, _, expected = _replay_by_hand(synthetic, user)
     got = rows.features[rows.user == user]
-    assert got.shape == (len(expected), len(FEATURE_NAMES))
+    assert got.shape == (len(expected), len(OCCASION_FEATURE_NAMES))
     np.testing.assert_allclose(got, np.vstack(expected), rtol=1e-6)
+
+
+def test_moments_between_purchases_equal_serving_features(synthetic: BasketDataset) -> None:
+    """A training moment on day 200 is what the edge computes for that shopper then."""
+    rows = replay(synthetic)
+    cutoff = float(synthetic.ts.min()) + 200.3 * DAY
+    m = at_cutoffs(rows, np.array([cutoff]))
+    checked = 0
+    for user in np.unique(rows.user)[:5].tolist():
+        shopper, pairs, _ = _replay_by_hand(synthetic, user, until=cutoff)
+        cats = sorted(pairs)
+        expected = timing_features([(pairs[c], CategoryPrior()) for c in cats], shopper, cutoff)
+        mine = rows.user[m.row] == user
+        got = m.features[mine][np.argsort(rows.category[m.row][mine])]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        checked += len(cats)
+    assert checked > 10
+
+
+def test_trip_table_counts_each_shoppers_own_trips() -> None:
+    table = TripTable(np.array([2, 1, 1, 2, 1]), T0 + DAY * np.array([5.0, 1.0, 3.0, 9.0, 8.0]))
+    count, last = table.up_to(np.array([1, 1, 2, 2, 1]),
+                              T0 + DAY * np.array([0.0, 3.0, 5.0, 100.0, 100.0]))
+    assert count.tolist() == [0, 2, 1, 2, 3]
+    assert np.isnan(last[0]) and last[1:].tolist() == (T0 + DAY * np.array([3, 5, 9, 8])).tolist()
 
 
 def test_labels_are_capped_and_need_full_follow_up(synthetic: BasketDataset) -> None:
@@ -127,35 +197,50 @@ def test_dataset_without_timestamps_is_refused(synthetic: BasketDataset) -> None
         replay(replace(synthetic, ts=np.full(synthetic.n_rows, np.nan)))
 
 
-def test_interval_covers_about_80_percent_of_known_gaps(run: TimingRun) -> None:
-    block = run.metrics["test"]["repeat (pair has >= 1 gap)"]
-    model = block["methods"]["model (q50)"]
+def test_model_beats_the_baselines_between_purchases(run: TimingRun) -> None:
+    block = run.metrics["test"]["between purchases"]["repeat (pair has >= 1 gap)"]
+    model = block["methods"][MODEL]
     assert block["rows"] > 500
-    assert 0.72 <= model["coverage_80"] <= 0.88
-    # Learns at least as much as the population prior; the pair's own median is the
-    # near-optimal predictor on this data, so it is compared loosely.
+    assert 0.70 <= model["coverage_80"] <= 0.90
+    # Every baseline, the lapse rule tuned on training included, is worse.
+    assert block["mae_ratio_vs_best_baseline"] < 0.95
+    # Urgency p means "a share p of such pairs buy within the week".
+    assert model["urgency_calibration"]["error"] < 0.1
+
+
+def test_model_at_the_purchase_is_as_good_as_the_pairs_own_cycle(run: TimingRun) -> None:
+    block = run.metrics["test"]["at the purchase"]["repeat (pair has >= 1 gap)"]
+    model = block["methods"][MODEL]
+    assert 0.70 <= model["coverage_80"] <= 0.90
+    # The pair's own median is the near-optimal predictor on this generated data (regular
+    # cycles), so it is compared loosely; the population prior is clearly beaten.
     assert model["mae_days"] < block["methods"]["category median"]["mae_days"]
     assert model["mae_days"] < 1.15 * block["methods"]["pair median"]["mae_days"]
-    # Urgency p means "a share p of such pairs would have bought again by now".
-    for p, observed in model["urgency_calibration"].items():
-        assert observed == pytest.approx(float(p), abs=0.1)
 
 
-def test_urgency_grows_as_the_cycle_passes() -> None:
+def test_baselines_count_the_gap_from_the_last_purchase(synthetic: BasketDataset) -> None:
+    rows = replay(synthetic)
+    m = at_cutoffs(rows, np.array([float(synthetic.ts.min()) + 150 * DAY]))
+    gap = np.full(len(rows.category_names), 10.0)
+    predicted = Baselines(gap, 45.0, lapse_after=2.0).predict(rows, m)
+    elapsed = m.elapsed_days(rows)
+    no_gap = np.isnan(rows.pair_median_gap[m.row])
+    np.testing.assert_allclose(predicted["category median"], np.maximum(10.0 - elapsed, 0.0))
+    assert (predicted["blend 50/50"][no_gap] == predicted["category median"][no_gap]).all()
+    lapsed = elapsed > 2.0 * 10.0
+    assert lapsed.any() and (predicted[LAPSE_RULE][lapsed & no_gap] == 45.0).all()
+
+
+def test_urgency_is_the_chance_of_buying_within_the_window() -> None:
     q = np.array([[5.0, 10.0, 20.0]])
-    assert gap_cdf(q, np.array([10.0]))[0] == pytest.approx(0.5)
-    assert gap_cdf(q, np.array([5.0]))[0] == pytest.approx(0.1)
-    assert gap_cdf(q, np.array([20.0]))[0] == pytest.approx(0.9)
-    elapsed = np.array([0.0, 5.0, 10.0, 20.0, 40.0])
-    remaining, urgency = condition_on_elapsed(np.repeat(q, 5, axis=0), elapsed)
-    assert urgency[0] == 0.0 and np.all(np.diff(urgency) > 0) and urgency[-1] > 0.95
-    assert remaining[0] == pytest.approx([5.0, 10.0, 20.0])  # nothing elapsed: unconditional
-    assert np.all(remaining[:, 0] <= remaining[:, 1]) and np.all(remaining[:, 1] <= remaining[:, 2])
-    # Closer to due as the usual cycle passes (long overdue, a log-normal tail says "some
-    # time yet", which is why the kiosk shows urgency rather than a negative countdown).
-    assert np.all(np.diff(remaining[:4, 1]) < 0)
-    p = predictions(q, np.array([10.0]))[0]
-    assert p.urgency == pytest.approx(0.5) and 0 < p.days_until < 10
+    assert days_cdf(q, np.array([10.0]))[0] == pytest.approx(0.5)
+    assert days_cdf(q, np.array([5.0]))[0] == pytest.approx(0.1)
+    assert days_cdf(q, np.array([20.0]))[0] == pytest.approx(0.9)
+    soon, later = predictions(np.array([[1.0, 3.0, 6.0], [10.0, 20.0, 40.0]]))
+    assert soon.urgency > 0.9 > 0.1 > later.urgency
+    assert (soon.low_days, soon.days_until, soon.high_days) == (1.0, 3.0, 6.0)
+    (at_window,) = predictions(np.array([[3.0, URGENCY_WINDOW_DAYS, 20.0]]))
+    assert at_window.urgency == pytest.approx(0.5)
 
 
 def test_recency_weights_follow_the_newer_habit() -> None:

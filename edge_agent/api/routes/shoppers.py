@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.personal import (
@@ -22,6 +22,7 @@ from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.timing import shopping_list
 from models.events import MAX_ID_LENGTH, utc_now
+from models.timing.predict import URGENCY_WINDOW_DAYS
 
 router = APIRouter(prefix=f"{API_PREFIX}/shoppers", tags=["shoppers"])
 State = Annotated[ServingState, Depends(serving_state)]
@@ -34,6 +35,9 @@ class ShopperRef(BaseModel):
     customer_id: str
 
 
+_URGENCY = f"chance (0-1) that the shopper buys the category within {URGENCY_WINDOW_DAYS:.0f} days"
+
+
 class CategoryTimingOut(BaseModel):
     category: str
     purchases: int
@@ -42,7 +46,7 @@ class CategoryTimingOut(BaseModel):
     days_until: float
     low_days: float
     high_days: float
-    urgency: float
+    urgency: float = Field(description=_URGENCY)
     predicted_date: datetime
 
 
@@ -61,7 +65,7 @@ class ListItemOut(BaseModel):
     predicted_date: datetime
     earliest_date: datetime
     latest_date: datetime
-    confidence: float
+    confidence: float = Field(description=_URGENCY)
     in_stock: bool
 
 
