@@ -270,3 +270,22 @@ def test_calibration_recentres_the_median_on_later_rows() -> None:
     q = model.predict_quantiles(x[1200:])
     assert np.mean(later < q[:, 1]) == pytest.approx(0.5, abs=0.05)
     assert np.all(model.offsets.table[:, 1] > 0.2)  # log(14 / 10) = 0.34
+
+
+def test_interval_covers_80_percent_where_labels_pile_up_at_the_horizon() -> None:
+    """Lapsed pairs: 70% never come back within the horizon (label = 90 d). An interval
+    reaching the cap covers all of those; its lower end alone must bring it to 80%."""
+    rng = np.random.default_rng(2)
+    n, horizon = 6000, 90.0
+    x = rng.normal(size=(n, len(FEATURE_NAMES))).astype(np.float32)
+    x[:, FEATURE_NAMES.index("log_count")] = np.log1p(3.0)
+    x[:, FEATURE_NAMES.index("log_elapsed_days")] = np.log1p(120.0)
+    back = rng.random(n) < 0.3
+    days = np.where(back, np.minimum(20.0 * np.exp(0.5 * rng.normal(size=n)), horizon), horizon)
+    model = TimingModel.fit(x[:3000], days[:3000], TimingModelConfig(max_iter=30,
+                                                                     min_samples_leaf=20))
+    model.calibrate(x[3000:4500], days[3000:4500])
+    q = np.clip(model.predict_quantiles(x[4500:]), 0.0, horizon)
+    y = days[4500:]
+    covered = (y >= q[:, 0]) & (y <= q[:, 2])
+    assert covered.mean() == pytest.approx(0.8, abs=0.04)
