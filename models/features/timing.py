@@ -219,7 +219,7 @@ def elapsed_features(
     occasion: np.ndarray, elapsed_days: np.ndarray, trips_since: np.ndarray,
     days_since_trip: np.ndarray,
 ) -> np.ndarray:
-    """What happened since each row's last occasion (float32 ``[N, 5]``, ``ELAPSED_...``).
+    """What happened since each row's last occasion (float32, ``ELAPSED_FEATURE_NAMES``).
 
     ``occasion`` holds the rows' occasion features; the other arguments are per row: days
     since the pair's last occasion, the shopper's trips since it, days since the shopper's

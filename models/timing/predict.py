@@ -14,13 +14,10 @@ Pure numpy/scipy: the edge imports this with the features module.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtr, ndtri
-
-logger = logging.getLogger(__name__)
 
 LOW_Q, MID_Q, HIGH_Q = 0.1, 0.5, 0.9  # the model's quantiles: an 80% central interval
 _Z_HIGH = float(ndtri(HIGH_Q))
@@ -62,7 +59,7 @@ def days_cdf(quantiles: np.ndarray, days: np.ndarray) -> np.ndarray:
 
 def urgency(quantiles: np.ndarray) -> np.ndarray:
     """P(bought within ``URGENCY_WINDOW_DAYS``) per row."""
-    return days_cdf(quantiles, np.full(len(np.reshape(quantiles, (-1, 3))), URGENCY_WINDOW_DAYS))
+    return days_cdf(quantiles, np.asarray(URGENCY_WINDOW_DAYS))
 
 
 def predictions(quantiles: np.ndarray) -> list[TimingPrediction]:
