@@ -2,12 +2,12 @@
 fleet, done locally for the demo and the benchmarks.
 
 The ranker and the segments learn from the store's baskets. The timing model's time-based
-split needs more than a year of history (a 90-day horizon, then 60-day test and
-validation periods, training before them), more than the demo's or the benchmark's store
-has. Until then it learns from a longer history of the same simulated shoppers on the
-same taxonomy (`simulated_history`): the demo's and the benchmark's shoppers are the
-simulator's, so the model learns their rhythm (generic generated baskets, used before,
-predicted a 3-day bread habit as due in 5 days).
+split takes the last 210 days of history for its 90-day horizon and 60-day test and
+validation periods, and trains on what comes before: more history than the demo's or the
+benchmark's store has. So it learns from a longer history of the same simulated shoppers
+on the same taxonomy (`simulated_history`): the demo's and the benchmark's shoppers are
+the simulator's, so the model learns their rhythm (generic generated baskets, used
+before, predicted a 3-day bread habit as due in 5 days).
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ TRAINED_MARKER = "trained.json"
 # (bump it when what the store trains on changes, so cached models are retrained).
 STORE_TRAINING_VERSION = "2"
 TRAINED_FOR = f"{STATE_VERSION}|store-training:{STORE_TRAINING_VERSION}"
-# The timing model's history: 400 days (its split needs 300 and more) of 300 shoppers,
-# about 270k line items; generated in 4 s, trained in about a minute on one core.
+# The timing model's history: 400 days (210 for the split's horizon, test and validation,
+# the rest for training) of 300 shoppers, about 270k line items; generated in 4 s, trained
+# in about a minute on one core.
 TIMING_HISTORY_DAYS = 400
 TIMING_HISTORY_SHOPPERS = 300
 

@@ -116,12 +116,14 @@ def combine_regressors(
     offsets: Sequence[float] | BucketOffsets | None = None,
     exp: bool = False,
     name: str = "combined",
+    upper: float | None = None,
 ) -> onnx.ModelProto:
     """Join single-output regressors sharing the input into one ``[N, k]`` output.
 
-    Optionally adds offsets — one constant per column, or per bucket of an input column
-    (e.g. a conformal calibration shift per history length) — and applies ``exp`` (for
-    models trained on a log target), so the edge runs one session returning final values.
+    Optionally adds offsets — one constant per column, or per cell of a grid over input
+    columns (e.g. a conformal calibration shift per history length) — applies ``exp`` (for
+    models trained on a log target) and caps values at ``upper``, so the edge runs one
+    session returning final values.
     """
     nodes: list[onnx.NodeProto] = []
     initializers: list[onnx.TensorProto] = []
@@ -153,7 +155,12 @@ def combine_regressors(
         initializers.append(shift)
         nodes.append(helper.make_node("Add", [col, "column_offsets"], ["combined_shifted"]))
         col = "combined_shifted"
-    nodes.append(helper.make_node("Exp" if exp else "Identity", [col], [output_name]))
+    if upper is None:
+        nodes.append(helper.make_node("Exp" if exp else "Identity", [col], [output_name]))
+    else:
+        initializers.append(helper.make_tensor("upper_bound", TensorProto.FLOAT, [1], [upper]))
+        nodes.append(helper.make_node("Exp" if exp else "Identity", [col], ["uncapped"]))
+        nodes.append(helper.make_node("Min", ["uncapped", "upper_bound"], [output_name]))
     graph = helper.make_graph(
         nodes,
         name,

@@ -1,8 +1,9 @@
 """Turn a basket dataset into purchase-timing rows by replaying the serving-side state.
 
-:func:`replay` gives one row per purchase occasion of a (shopper, category) pair: the
+:func:`replay` gives a row per purchase occasion of a (shopper, category) pair: the
 occasion features (exactly what the edge would compute from its state), the time, and
-when the pair bought next. Predictions are made at *moments* (:class:`Moments`): at an
+when the pair bought next; a same-day top-up merged into an occasion adds a row, the
+occasion's state from that basket on. Predictions are made at *moments* (:class:`Moments`): at an
 occasion itself, or at any later time before the next one, as the edge does when a
 shopper asks for their list. The label is the number of days from the moment to the pair's
 next occasion, capped at a horizon so that every label with enough follow-up is fully
@@ -41,12 +42,21 @@ class TimingDataError(ValueError):
 
 @dataclass(frozen=True)
 class TimingRows:
-    """Occasion rows, parallel arrays; ``features`` has the category prior still unset."""
+    """A pair's state after each basket with the category, parallel arrays.
+
+    Each row is valid from ``since`` until ``until``: a new occasion's row from its basket,
+    and a same-day top-up (merged into the occasion, ``first`` False) makes a new row of the
+    same occasion from the top-up's basket on, so a moment between the two never sees the
+    top-up. ``features`` has the category prior still unset.
+    """
 
     features: np.ndarray  # float32 [N, len(OCCASION_FEATURE_NAMES)]
     user: np.ndarray  # int32
     category: np.ndarray  # int32
     t: np.ndarray  # float64 epoch seconds of the occasion
+    since: np.ndarray  # float64 epoch seconds of the basket that made this row's state
+    until: np.ndarray  # float64 when the next row of the pair takes over (inf: never)
+    first: np.ndarray  # bool: the occasion's own row (not a top-up's)
     next_t: np.ndarray  # float64 epoch seconds of the pair's next occasion, NaN if none
     n_gaps: np.ndarray  # int32 gaps of the pair observed up to this occasion
     pair_median_gap: np.ndarray  # float64 median of all the pair's gaps so far, NaN if none
@@ -59,34 +69,19 @@ class TimingRows:
         return len(self.t)
 
     def labels(self, horizon_days: float) -> tuple[np.ndarray, np.ndarray]:
-        """(days to next occasion capped at ``horizon_days``, usable mask).
+        """(days from the occasion to the next capped at ``horizon_days``, usable mask).
 
-        A row is usable when its follow-up covers the horizon; a pair with no further
-        occasion within it gets the horizon as label ("not within H days").
+        An occasion's own row is usable when its follow-up covers the horizon; a pair with
+        no further occasion within it gets the horizon as label ("not within H days").
         """
         gap = (self.next_t - self.t) / SECONDS_PER_DAY
-        usable = self.t + horizon_days * SECONDS_PER_DAY <= self.end_t
+        usable = self.first & (self.t + horizon_days * SECONDS_PER_DAY <= self.end_t)
         y = np.where(np.isnan(gap), horizon_days, np.minimum(gap, horizon_days))
         return y, usable
 
-    def subset(self, mask: np.ndarray) -> TimingRows:
-        return TimingRows(
-            features=self.features[mask],
-            user=self.user[mask],
-            category=self.category[mask],
-            t=self.t[mask],
-            next_t=self.next_t[mask],
-            n_gaps=self.n_gaps[mask],
-            pair_median_gap=self.pair_median_gap[mask],
-            shopper_trips=self.shopper_trips[mask],
-            end_t=self.end_t,
-            category_names=self.category_names,
-            trips=self.trips,
-        )
-
     def active_at(self, moment: float) -> np.ndarray:
-        """Indices of each pair's latest occasion at ``moment`` (pairs bought by then)."""
-        return np.nonzero((self.t <= moment) & ~(self.next_t <= moment))[0]
+        """Indices of each pair's row valid at ``moment`` (pairs bought by then)."""
+        return np.nonzero((self.since <= moment) & (moment < self.until))[0]
 
 
 class TripTable:
@@ -204,6 +199,9 @@ def replay(ds: BasketDataset) -> TimingRows:
     row_user: list[int] = []
     row_cat: list[int] = []
     row_t: list[float] = []
+    row_since: list[float] = []
+    row_until: list[float] = []
+    row_first: list[bool] = []
     row_gaps: list[int] = []
     row_pair_median: list[float] = []
     row_trips: list[int] = []
@@ -211,9 +209,10 @@ def replay(ds: BasketDataset) -> TimingRows:
     shoppers: dict[int, ShopperState] = {}
     pairs: dict[tuple[int, int], PairState] = {}
     # Training-only side data (never part of the serving state): every gap of a pair, for
-    # the "pair median gap" baseline, and the pair's latest row, to fill in its label.
+    # the "pair median gap" baseline, and the rows of its latest occasion, to fill in
+    # their label.
     all_gaps: dict[tuple[int, int], list[float]] = {}
-    last_row: dict[tuple[int, int], int] = {}
+    occasion_rows: dict[tuple[int, int], list[int]] = {}
 
     for b in range(len(users)):
         u, ts = int(users[b]), float(b_ts[b])
@@ -228,29 +227,33 @@ def replay(ds: BasketDataset) -> TimingRows:
             if pair is None:
                 pair = pairs[key] = PairState()
             previous_ts = pair.last_ts
-            if not pair.add_purchase(ts, q, shopper):
-                # Merged into the last occasion: its features change (quantity), so the
-                # last row's features are refreshed to what the edge would now hold.
-                feats[last_row[key]] = occasion_features(pair, _NO_PRIOR)
-                row_trips[last_row[key]] = pair.shopper_trips
-                continue
+            new_occasion = pair.add_purchase(ts, q, shopper)
             gaps = all_gaps.setdefault(key, [])
-            if pair.count > 1:
-                gaps.append((ts - previous_ts) / SECONDS_PER_DAY)
-                next_t[last_row[key]] = ts
-            last_row[key] = len(row_t)
+            rows_so_far = occasion_rows.get(key, [])
+            if rows_so_far:
+                row_until[rows_so_far[-1]] = ts  # this basket's state takes over
+            if new_occasion:
+                if pair.count > 1:
+                    gaps.append((ts - previous_ts) / SECONDS_PER_DAY)
+                    for r in rows_so_far:
+                        next_t[r] = ts
+                occasion_rows[key] = rows_so_far = []
+            rows_so_far.append(len(row_t))
             feats.append(occasion_features(pair, _NO_PRIOR))
             row_trips.append(pair.shopper_trips)
             row_user.append(u)
             row_cat.append(c)
-            row_t.append(ts)
+            row_t.append(pair.last_ts)
+            row_since.append(ts)
+            row_until.append(math.inf)
+            row_first.append(new_occasion)
             row_gaps.append(len(gaps))
             row_pair_median.append(median(gaps) if gaps else math.nan)
             next_t.append(math.nan)
 
     logger.info(
-        "timing replay of %s: %d baskets, %d pairs, %d occasions",
-        ds.name, len(users), len(pairs), len(row_t),
+        "timing replay of %s: %d baskets, %d pairs, %d occasions (%d rows with top-ups)",
+        ds.name, len(users), len(pairs), sum(row_first), len(row_t),
     )
     return TimingRows(
         features=np.vstack(feats) if feats
@@ -258,6 +261,9 @@ def replay(ds: BasketDataset) -> TimingRows:
         user=np.asarray(row_user, dtype=np.int32),
         category=np.asarray(row_cat, dtype=np.int32),
         t=np.asarray(row_t, dtype=np.float64),
+        since=np.asarray(row_since, dtype=np.float64),
+        until=np.asarray(row_until, dtype=np.float64),
+        first=np.asarray(row_first, dtype=bool),
         next_t=np.asarray(next_t, dtype=np.float64),
         n_gaps=np.asarray(row_gaps, dtype=np.int32),
         pair_median_gap=np.asarray(row_pair_median, dtype=np.float64),

@@ -220,7 +220,7 @@ def evaluate_moments(
 ) -> dict[str, dict[str, object]]:
     """Metrics of the model and the baselines at moments ``m``, per subset."""
     h = baselines.horizon_days
-    q = np.clip(np.sort(model.predict_quantiles(m.features), axis=1), 0.0, h)
+    q = np.sort(model.predict_quantiles(m.features), axis=1)  # capped at h by the model
     urgent = urgency(q)
     predicted = baselines.predict(rows, m)
     out: dict[str, dict[str, object]] = {}
@@ -359,7 +359,8 @@ def train_and_evaluate(
     for m in (periods.train, periods.val, periods.test_between, periods.test_at_purchase):
         set_category_prior(m.features, prior[rows.category[m.row]], share[rows.category[m.row]])
     y_train = periods.train.labels(rows, h)
-    model = TimingModel.fit(periods.train.features, y_train, config, times=periods.train.t)
+    model = TimingModel.fit(periods.train.features, y_train, config, times=periods.train.t,
+                            horizon_days=h)
     shifts = model.calibrate(periods.val.features, periods.val.labels(rows, h))
     between = periods.train.elapsed_days(rows) > 0
     baselines = Baselines(prior, h).tuned(rows, periods.train.subset(between), y_train[between])

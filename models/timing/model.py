@@ -85,10 +85,15 @@ class TimingModelConfig:
 class TimingModel:
     """Fitted quantile models plus the calibration shift (log-days) of each quantile."""
 
-    def __init__(self, regressors: list[HistGradientBoostingRegressor]) -> None:
+    def __init__(
+        self, regressors: list[HistGradientBoostingRegressor], horizon_days: float | None = None
+    ) -> None:
         if len(regressors) != len(QUANTILES):
             raise ValueError(f"expected {len(QUANTILES)} regressors, got {len(regressors)}")
         self.regressors = regressors
+        # Labels are capped here ("not within the horizon"), so predictions are too: what
+        # the edge serves is what evaluation scored.
+        self.horizon_days = horizon_days
         cells = math.prod(len(t) + 1 for t in _CALIBRATION_THRESHOLDS)
         self.offsets = onnx_export.BucketOffsets(
             _CALIBRATION_COLUMNS, _CALIBRATION_THRESHOLDS, np.zeros((cells, len(QUANTILES)))
@@ -101,8 +106,10 @@ class TimingModel:
         gap_days: np.ndarray,
         config: TimingModelConfig | None = None,
         times: np.ndarray | None = None,
+        horizon_days: float | None = None,
     ) -> TimingModel:
-        """Fit the quantile models; ``times`` (epoch seconds per row) enable recency weights."""
+        """Fit the quantile models; ``times`` (epoch seconds per row) enable recency weights;
+        ``horizon_days`` is where the labels were capped (predictions are capped there)."""
         config = config or TimingModelConfig()
         rng = np.random.default_rng(config.seed)
         idx = np.arange(len(gap_days))
@@ -117,7 +124,7 @@ class TimingModel:
             weight = 0.5 ** (age_days / config.recency_half_life_days)
         with threadpool_limits(limits=config.threads, user_api="openmp"):
             regressors = [cls._fit_one(x, y, q, config, weight) for q in QUANTILES]
-        return cls(regressors)
+        return cls(regressors, horizon_days)
 
     @staticmethod
     def _fit_one(
@@ -138,7 +145,7 @@ class TimingModel:
         logger.info("fitted timing quantile %.2f on %d rows", q, len(y))
         return reg
 
-    def calibrate(self, features: np.ndarray, gap_days: np.ndarray) -> list[float]:
+    def calibrate(self, features: np.ndarray, gap_days: np.ndarray) -> list[list[float]]:
         """Shift the quantiles per calibration cell on later (validation) rows.
 
         The interval: split-conformal shifts of each end so it covers TARGET_COVERAGE of
@@ -176,8 +183,9 @@ class TimingModel:
             return np.stack([r.predict(x) for r in self.regressors], axis=1)
 
     def predict_quantiles(self, features: np.ndarray) -> np.ndarray:
-        """Gap quantiles in days ``[N, 3]`` (scikit-learn path; ONNX gives the same)."""
-        return np.exp(self._raw_log_quantiles(features) + self.offsets.for_rows(features))
+        """Quantiles in days ``[N, 3]`` (scikit-learn path; ONNX gives the same)."""
+        days = np.exp(self._raw_log_quantiles(features) + self.offsets.for_rows(features))
+        return days if self.horizon_days is None else np.minimum(days, self.horizon_days)
 
     def to_onnx(self) -> onnx.ModelProto:
         protos = [
@@ -185,7 +193,8 @@ class TimingModel:
             for r, q in zip(self.regressors, QUANTILES, strict=True)
         ]
         return onnx_export.combine_regressors(
-            protos, OUTPUT_NAME, offsets=self.offsets, exp=True, name="timing"
+            protos, OUTPUT_NAME, offsets=self.offsets, exp=True, name="timing",
+            upper=self.horizon_days,
         )
 
     def sidecar(
@@ -198,6 +207,7 @@ class TimingModel:
             "feature_names": list(FEATURE_NAMES),
             "output": OUTPUT_NAME,
             "quantiles": list(QUANTILES),
+            "horizon_days": self.horizon_days,
             "calibration": {
                 "history_count_edges": list(HISTORY_COUNT_EDGES),
                 "elapsed_day_edges": list(ELAPSED_DAY_EDGES),

@@ -33,7 +33,7 @@ def rows() -> tuple[np.ndarray, np.ndarray]:
 def test_timing_onnx_matches_sklearn_on_held_out_rows(rows: tuple[np.ndarray, np.ndarray]) -> None:
     x, gap = rows
     config = TimingModelConfig(max_iter=30, min_samples_leaf=20)
-    model = TimingModel.fit(x[:2000], gap[:2000], config)
+    model = TimingModel.fit(x[:2000], gap[:2000], config, horizon_days=12.0)
     model.calibrate(x[2000:2500], gap[2000:2500])
     # A different shift in every calibration cell (500 rows leave most cells to the pooled
     # shift), so a row that ONNX put in another cell than numpy would show.
@@ -45,6 +45,8 @@ def test_timing_onnx_matches_sklearn_on_held_out_rows(rows: tuple[np.ndarray, np
     assert onnx_q.shape == (500, 3)
     assert report.mismatch_fraction == 0.0 and report.max_abs_diff < 1e-3
     assert len(np.unique(model.offsets.bucket_of(held_out))) > 20
+    # Capped at the horizon in both, and the cap is reached.
+    assert onnx_q.max() <= 12.0 and (model.predict_quantiles(held_out) == 12.0).any()
 
 
 def test_segments_onnx_matches_sklearn() -> None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from models.datasets.base import BasketDataset
+from models.datasets.base import BasketDataset, build_dataset
 from models.features.segments import SECONDS_PER_DAY, ShopperState
 from models.features.timing import (
     FEATURE_NAMES,
@@ -19,8 +19,9 @@ from models.features.timing import (
     set_category_prior,
     timing_features,
 )
-from models.timing.data import TimingDataError, TripTable, at_cutoffs, replay
+from models.timing.data import TimingDataError, TimingRows, TripTable, at_cutoffs, replay
 from models.timing.evaluate import (
+    LAPSE_AFTER_GRID,
     LAPSE_RULE,
     MODEL,
     Baselines,
@@ -117,10 +118,11 @@ def test_recent_gap_buffer_stays_small() -> None:
 def _replay_by_hand(
     ds: BasketDataset, user: int, until: float = math.inf
 ) -> tuple[ShopperState, dict[int, PairState], list[np.ndarray]]:
-    """One shopper's baskets up to ``until`` through the edge's own state updates."""
+    """One shopper's baskets up to ``until`` through the edge's own state updates; the
+    occasion features after every purchase (a row per basket with the category)."""
     shopper, pairs = ShopperState(), {}
     starts = ds.basket_starts()
-    occasions: list[np.ndarray] = []
+    states: list[np.ndarray] = []
     for b in np.flatnonzero(ds.user[starts[:-1]] == user):
         lo, hi = starts[b], starts[b + 1]
         if ds.ts[lo] > until:
@@ -129,11 +131,26 @@ def _replay_by_hand(
         for c in np.unique(ds.category[lo:hi]):
             q = float(ds.quantity[lo:hi][ds.category[lo:hi] == c].sum())
             pair = pairs.setdefault(int(c), PairState())
-            if pair.add_purchase(ds.ts[lo], q, shopper):
-                occasions.append(occasion_features(pair, CategoryPrior()))
-            else:
-                occasions[-1] = occasion_features(pair, CategoryPrior())
-    return shopper, pairs, occasions
+            pair.add_purchase(ds.ts[lo], q, shopper)
+            states.append(occasion_features(pair, CategoryPrior()))
+    return shopper, pairs, states
+
+
+def _assert_moments_equal_serving(ds: BasketDataset, rows: TimingRows, moment: float) -> int:
+    """Every pair's training features at ``moment`` equal the edge's; returns pairs checked."""
+    m = at_cutoffs(rows, np.array([moment]))
+    checked = 0
+    for user in np.unique(rows.user).tolist():
+        shopper, pairs, _ = _replay_by_hand(ds, user, until=moment)
+        cats = sorted(pairs)
+        if not cats:
+            continue
+        expected = timing_features([(pairs[c], CategoryPrior()) for c in cats], shopper, moment)
+        mine = rows.user[m.row] == user
+        got = m.features[mine][np.argsort(rows.category[m.row][mine])]
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        checked += len(cats)
+    return checked
 
 
 def test_replay_rows_equal_serving_features(synthetic: BasketDataset) -> None:
@@ -147,20 +164,33 @@ def test_replay_rows_equal_serving_features(synthetic: BasketDataset) -> None:
 
 
 def test_moments_between_purchases_equal_serving_features(synthetic: BasketDataset) -> None:
-    """A training moment on day 200 is what the edge computes for that shopper then."""
+    """A training moment on day 200 is what the edge computes for every shopper then."""
     rows = replay(synthetic)
-    cutoff = float(synthetic.ts.min()) + 200.3 * DAY
-    m = at_cutoffs(rows, np.array([cutoff]))
-    checked = 0
-    for user in np.unique(rows.user)[:5].tolist():
-        shopper, pairs, _ = _replay_by_hand(synthetic, user, until=cutoff)
-        cats = sorted(pairs)
-        expected = timing_features([(pairs[c], CategoryPrior()) for c in cats], shopper, cutoff)
-        mine = rows.user[m.row] == user
-        got = m.features[mine][np.argsort(rows.category[m.row][mine])]
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-        checked += len(cats)
-    assert checked > 10
+    assert _assert_moments_equal_serving(
+        synthetic, rows, float(synthetic.ts.min()) + 200.3 * DAY) > 100
+
+
+def test_a_moment_before_a_same_day_top_up_does_not_see_it() -> None:
+    """Milk at 9:00, more milk (a top-up, the same occasion) at 18:00: a list at 13:00 knows
+    only the first basket; at 9:00 exactly, the occasion itself; at 20:00, both."""
+    lines: list[tuple[int, float, str, str, float]] = []  # user, time, item, category, qty
+    days = [T0 + d * DAY for d in range(0, 40, 4)]
+    for k, day in enumerate(days):  # milk every 4 days, bread every other trip; another shopper
+        lines.append((1, day + 9 * 3600, "milk", "dairy", 1.0))
+        if k % 2 == 0:
+            lines.append((1, day + 9 * 3600, "loaf", "bread", 1.0))
+        lines.append((2, day + 11 * 3600, "loaf", "bread", 1.0))
+    last = days[-1]
+    top_up = last + 18 * 3600
+    lines += [(1, top_up, "milk", "dairy", 3.0), (1, top_up, "tea", "drinks", 1.0)]
+    user, when, item, category, qty = zip(*lines, strict=True)
+    ds = build_dataset("top-up", user, [f"{u}@{t}" for u, t in zip(user, when, strict=True)],
+                       item, np.array(when), category, np.array(qty, np.float32),
+                       np.full(len(lines), 2.0, np.float32))
+    rows = replay(ds)
+    assert (~rows.first).sum() == 1  # the 18:00 milk: a new state of the same occasion
+    for hour in (9, 13, 20):
+        assert _assert_moments_equal_serving(ds, rows, last + hour * 3600) >= 3
 
 
 def test_trip_table_counts_each_shoppers_own_trips() -> None:
@@ -220,15 +250,28 @@ def test_model_at_the_purchase_is_as_good_as_the_pairs_own_cycle(run: TimingRun)
 
 def test_baselines_count_the_gap_from_the_last_purchase(synthetic: BasketDataset) -> None:
     rows = replay(synthetic)
-    m = at_cutoffs(rows, np.array([float(synthetic.ts.min()) + 150 * DAY]))
-    gap = np.full(len(rows.category_names), 10.0)
-    predicted = Baselines(gap, 45.0, lapse_after=2.0).predict(rows, m)
+    start = float(synthetic.ts.min())
+    m = at_cutoffs(rows, np.array([start + 12 * DAY, start + 150 * DAY]))
+    baselines = Baselines(np.full(len(rows.category_names), 10.0), 45.0, lapse_after=2.0)
+    predicted = baselines.predict(rows, m)
     elapsed = m.elapsed_days(rows)
-    no_gap = np.isnan(rows.pair_median_gap[m.row])
+    pair = np.minimum(rows.pair_median_gap[m.row], 45.0)
+    blend = np.where(np.isnan(pair), 10.0, 0.5 * pair + 0.5 * 10.0)
+    due = np.maximum(blend - elapsed, 0.0)
+    lapsed = elapsed > 2.0 * blend
+    assert np.isnan(pair).any() and (~np.isnan(pair)).any()  # both kinds of pair are here
+    assert lapsed.any() and (~lapsed).any()
     np.testing.assert_allclose(predicted["category median"], np.maximum(10.0 - elapsed, 0.0))
-    assert (predicted["blend 50/50"][no_gap] == predicted["category median"][no_gap]).all()
-    lapsed = elapsed > 2.0 * 10.0
-    assert lapsed.any() and (predicted[LAPSE_RULE][lapsed & no_gap] == 45.0).all()
+    np.testing.assert_allclose(predicted["blend 50/50"], due)
+    np.testing.assert_allclose(predicted[LAPSE_RULE], np.where(lapsed, 45.0, due))
+    # Tuning picks the grid's lapse multiple of lowest MAE on the moments it is given.
+    y = m.labels(rows, 45.0)
+
+    def mae(k: float) -> float:
+        rule = replace(baselines, lapse_after=k).predict(rows, m)[LAPSE_RULE]
+        return float(np.abs(rule - y).mean())
+
+    assert mae(baselines.tuned(rows, m, y).lapse_after) == min(map(mae, LAPSE_AFTER_GRID))
 
 
 def test_urgency_is_the_chance_of_buying_within_the_window() -> None:
