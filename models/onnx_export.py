@@ -87,6 +87,13 @@ class BucketOffsets:
     thresholds: tuple[tuple[float, ...], ...]
     table: np.ndarray
 
+    @classmethod
+    def zeros(cls, columns: tuple[int, ...], thresholds: tuple[tuple[float, ...], ...],
+              k: int) -> BucketOffsets:
+        """A grid with every offset 0 (``k`` outputs per cell)."""
+        cells = int(np.prod([len(t) + 1 for t in thresholds]))
+        return cls(columns, thresholds, np.zeros((cells, k)))
+
     @property
     def strides(self) -> tuple[int, ...]:
         """Cell-number step of one position on each column (row-major)."""
@@ -95,7 +102,7 @@ class BucketOffsets:
 
     @property
     def n_cells(self) -> int:
-        return int(np.prod([len(t) + 1 for t in self.thresholds]))
+        return len(self.table)
 
     def bucket_of(self, features: np.ndarray) -> np.ndarray:
         x = np.asarray(features, dtype=np.float32)

@@ -40,6 +40,13 @@ class TimingDataError(ValueError):
     """The dataset cannot be used for purchase timing (no timestamps or categories)."""
 
 
+def days_to_next(next_t: np.ndarray, t: np.ndarray, horizon_days: float) -> np.ndarray:
+    """The label: days from ``t`` to the next occasion, capped at ``horizon_days`` (no next
+    occasion, NaN, counts as the horizon: "not within H days")."""
+    days = (next_t - t) / SECONDS_PER_DAY
+    return np.where(np.isnan(days), horizon_days, np.minimum(days, horizon_days))
+
+
 @dataclass(frozen=True)
 class TimingRows:
     """A pair's state after each basket with the category, parallel arrays.
@@ -74,10 +81,8 @@ class TimingRows:
         An occasion's own row is usable when its follow-up covers the horizon; a pair with
         no further occasion within it gets the horizon as label ("not within H days").
         """
-        gap = (self.next_t - self.t) / SECONDS_PER_DAY
         usable = self.first & (self.t + horizon_days * SECONDS_PER_DAY <= self.end_t)
-        y = np.where(np.isnan(gap), horizon_days, np.minimum(gap, horizon_days))
-        return y, usable
+        return days_to_next(self.next_t, self.t, horizon_days), usable
 
     def active_at(self, moment: float) -> np.ndarray:
         """Indices of each pair's row valid at ``moment`` (pairs bought by then)."""
@@ -123,8 +128,7 @@ class Moments:
 
     def labels(self, rows: TimingRows, horizon_days: float) -> np.ndarray:
         """Days from the moment to the pair's next occasion, capped at ``horizon_days``."""
-        days = (rows.next_t[self.row] - self.t) / SECONDS_PER_DAY
-        return np.where(np.isnan(days), horizon_days, np.minimum(days, horizon_days))
+        return days_to_next(rows.next_t[self.row], self.t, horizon_days)
 
     def elapsed_days(self, rows: TimingRows) -> np.ndarray:
         return (self.t - rows.t[self.row]) / SECONDS_PER_DAY

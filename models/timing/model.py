@@ -94,9 +94,8 @@ class TimingModel:
         # Labels are capped here ("not within the horizon"), so predictions are too: what
         # the edge serves is what evaluation scored.
         self.horizon_days = horizon_days
-        cells = math.prod(len(t) + 1 for t in _CALIBRATION_THRESHOLDS)
-        self.offsets = onnx_export.BucketOffsets(
-            _CALIBRATION_COLUMNS, _CALIBRATION_THRESHOLDS, np.zeros((cells, len(QUANTILES)))
+        self.offsets = onnx_export.BucketOffsets.zeros(
+            _CALIBRATION_COLUMNS, _CALIBRATION_THRESHOLDS, len(QUANTILES)
         )
 
     @classmethod
