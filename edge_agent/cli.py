@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from edge_agent.settings import Settings, SettingsError, load_settings
+from edge_agent.storage.lock import DatabaseInUse, DatabaseLock
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +73,27 @@ def _run(args: argparse.Namespace) -> int:
     if settings.broker is None:
         raise SettingsError("broker (EDGE_BROKER): required for `run`; use `demo` for an "
                             "embedded broker")
+    # Refuse a second agent on this database in one line, before uvicorn starts (its
+    # lifespan takes the lock for good).
+    probe = DatabaseLock(settings.db)
+    probe.acquire()
+    probe.release()
     if settings.http_workers > 1:
         from edge_agent.api.workers import serve_with_workers
 
         return serve_with_workers(settings)
-    # uvicorn handles SIGINT/SIGTERM and runs the lifespan, which starts and stops ingestion.
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
-    return 0
+    # uvicorn handles SIGINT/SIGTERM and runs the lifespan, which starts and stops the agent.
+    # An agent that gives up (ingestion kept failing) ends the process the same way, then
+    # the exit code says so: systemd restarts a process that failed.
+    failed: list[str] = []
+
+    def give_up(why: str) -> None:
+        failed.append(why)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    uvicorn.run(create_app(settings, on_fatal=give_up), host=settings.http_host,
+                port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    return 1 if failed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,7 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from edge_agent.demo import runner as demo_runner
 
             return demo_runner.run_demo(settings_from_args(args), args)
-    except SettingsError as exc:
+    except (SettingsError, DatabaseInUse) as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
         return 2
     return 1

@@ -18,7 +18,7 @@ def export_baskets(conn: sqlite3.Connection, out: Path) -> int:
     rows = conn.execute(
         "SELECT t.customer_id, t.transaction_id, t.ts, i.product_id, i.quantity,"
         " i.quantity * i.unit_price - i.discount, p.category"
-        " FROM transactions t JOIN transaction_items i USING (transaction_id)"
+        " FROM transactions t JOIN transaction_items i USING (sale_id)"
         " LEFT JOIN products p USING (product_id)"
         " WHERE t.customer_id IS NOT NULL ORDER BY t.customer_id, t.ts, i.line_no")
     written = 0

@@ -30,6 +30,24 @@ class AgentMetrics:
         self.ingest_storage_errors = Counter(
             "edge_ingest_storage_errors", "Batches that SQLite failed to commit (retried)",
             registry=self.registry)
+        self.storage_failing = Gauge(
+            "edge_storage_failing", "1 while the database refuses writes (disk full, I/O):"
+            " nothing is acknowledged meanwhile", registry=self.registry)
+        self.storage_free_bytes = Gauge(
+            "edge_storage_free_bytes", "Free space on the database's filesystem",
+            registry=self.registry)
+        self.storage_low = Gauge(
+            "edge_storage_low", "1 while free space is below storage_alarm_free_mb",
+            registry=self.registry)
+        self.ingest_stall_seconds = Gauge(
+            "edge_ingest_stall_seconds", "How long received messages have waited for a commit",
+            registry=self.registry)
+        self.ingest_restarts = Counter(
+            "edge_ingest_restarts", "Ingestion restarted after it stopped unexpectedly",
+            registry=self.registry)
+        self.purged_rows = Counter(
+            "edge_purged_rows", "Rows removed by retention, by table", ["table"],
+            registry=self.registry)
         self.mqtt_connected = Gauge(
             "edge_mqtt_connected", "1 while connected to the store broker", registry=self.registry)
         self.mqtt_connects = Counter(

@@ -8,11 +8,20 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -106,8 +115,27 @@ class Settings(BaseSettings):
     # Ingestion. A cheap sensor can send anything; 64 KiB is far above the largest real
     # message (a 1,000-line POS basket is ~100 KiB only with absurd ids) and bounds memory.
     max_payload_bytes: int = Field(default=64 * 1024, ge=1024)
-    # Most of an oversized payload is kept in the dead letter for diagnosis, not all of it.
-    dead_letter_max_raw_bytes: int = Field(default=256 * 1024, ge=1024)
+    # A dead letter keeps this much of the raw payload: enough to see what a device sent and
+    # to replay a real sale, while a flood of junk costs at most dead_letter_max_rows of it.
+    dead_letter_max_raw_bytes: int = Field(default=16 * 1024, ge=256)
+    dead_letter_max_rows: int = Field(default=10_000, ge=100)
+    # Event timestamps a store accepts: a device whose clock reset says 1970, and a reading
+    # from the far future would stay a shelf's "latest" until that date. Late events (a till
+    # back online, a history back-fill, a dataset replay) are fine down to earliest_event_ts.
+    earliest_event_ts: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_clock_ahead_s: float = Field(default=300.0, ge=0, le=86_400)
+    # Retention (edge_agent/storage/retention.py): the raw event log, sensor history and
+    # dead letters are kept for days, sales for a year (the models learn yearly rhythms),
+    # kiosk interactions for a quarter. docs/storage.md has the sizes this gives.
+    retention_events_days: float = Field(default=3.0, gt=0)
+    retention_sensor_days: float = Field(default=7.0, gt=0)
+    retention_interactions_days: float = Field(default=90.0, gt=0)
+    retention_sales_days: float = Field(default=400.0, gt=0)
+    retention_dead_letters_days: float = Field(default=14.0, gt=0)
+    purge_interval_s: float = Field(default=60.0, gt=0)
+    # Free space on the database's filesystem below which the agent raises the "storage
+    # low" alarm (metric, /readyz, log): days of ingestion at a busy store's rates.
+    storage_alarm_free_mb: int = Field(default=2048, ge=0)
     # One SQLite transaction per batch: bigger batches amortize the commit's fsync and WAL
     # writes. A batch goes when full or when its oldest message has waited batch_max_wait_ms;
     # what arrives during a commit goes with the next. 50 ms is far below what a kiosk or
@@ -135,6 +163,12 @@ class Settings(BaseSettings):
         if not STORE_ID_PATTERN.match(value):
             raise ValueError("must be 1-64 letters, digits, '-' or '_'")
         return value
+
+    @model_validator(mode="after")
+    def _dead_letter_fits_payload(self) -> Settings:
+        if self.dead_letter_max_raw_bytes > self.max_payload_bytes:
+            raise ValueError("dead_letter_max_raw_bytes must not exceed max_payload_bytes")
+        return self
 
     @field_validator("broker")
     @classmethod
@@ -212,6 +246,8 @@ def settings_to_json(settings: Settings) -> str:
             return value.get_secret_value()
         if isinstance(value, Path):
             return str(value)
+        if isinstance(value, datetime):
+            return value.isoformat()
         raise TypeError(f"cannot pass {type(value).__name__} to a worker")
 
     return json.dumps(settings.model_dump(), default=plain)

@@ -8,7 +8,7 @@ imports no other part, so this is the one place every side can reach.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -24,6 +24,8 @@ from pydantic import (
 
 # Ids travel in topics and primary keys; a bound keeps a broken device from filling the DB.
 MAX_ID_LENGTH = 128
+# stores/{store}/{kind}/{device}: four segments of at most MAX_ID_LENGTH each.
+MAX_TOPIC_LENGTH = 4 * MAX_ID_LENGTH + 3
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 NonNegative = Annotated[float, Field(ge=0)]
 
@@ -112,16 +114,32 @@ _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 class InvalidEvent(ValueError):
-    """A message that breaks the contract; `reason` is what the dead-letter table records."""
+    """A message that breaks the contract. `reason` is what the dead-letter table records;
+    `kind` is a low-cardinality label for it (the dead-letter metric's `reason` label)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, kind: str = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
-def _describe(error: ValidationError) -> str:
+# Validation error kinds, most specific first: the first error decides the message's kind.
+def _kind_of(error_type: str, where: str) -> str:
+    if error_type == "union_tag_invalid":
+        return "unknown_type"
+    if error_type in ("union_tag_not_found", "missing"):
+        return "missing_field"
+    if error_type in ("json_invalid", "json_type"):
+        return "not_json"
+    if error_type in ("dict_type", "model_attributes_type") and not where:
+        return "not_json"
+    return "bad_field"
+
+
+def _describe(error: ValidationError) -> InvalidEvent:
     parts = []
-    for err in error.errors(include_url=False)[:5]:
+    errors = error.errors(include_url=False)
+    for err in errors[:5]:
         where = ".".join(str(p) for p in err["loc"]) or "payload"
         if err["type"] == "union_tag_invalid":
             parts.append(f"unknown type {err['input'].get('type')!r}" if isinstance(
@@ -136,7 +154,9 @@ def _describe(error: ValidationError) -> str:
             parts.append("payload is not a JSON object")
         else:
             parts.append(f"field '{where}': {err['msg']}")
-    return "; ".join(parts)
+    first = errors[0] if errors else {"type": "", "loc": ()}
+    kind = _kind_of(first["type"], ".".join(str(p) for p in first["loc"]))
+    return InvalidEvent("; ".join(parts), kind)
 
 
 def parse_event(raw: bytes | str) -> Event:
@@ -144,7 +164,32 @@ def parse_event(raw: bytes | str) -> Event:
     try:
         return _EVENT_ADAPTER.validate_json(raw)
     except ValidationError as exc:
-        raise InvalidEvent(_describe(exc)) from None
+        raise _describe(exc) from None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """The timestamps a store accepts: nothing before `earliest` (a device with a reset
+    clock says 1970), nothing more than `max_ahead` past the receiver's clock (a far-future
+    reading would otherwise stay the "latest" one until that date comes)."""
+
+    earliest: datetime
+    max_ahead: timedelta
+
+    def check(self, event: Event, now: datetime) -> None:
+        ts = event.ts
+        try:
+            ts = ts.astimezone(UTC)
+        except (OverflowError, ValueError):  # 0001-01-01T00:00+01:00 has no UTC year
+            raise InvalidEvent(f"field 'ts': {event.ts.isoformat()} is out of range",
+                               "ts_out_of_range") from None
+        if ts < self.earliest:
+            raise InvalidEvent(f"field 'ts': {format_ts(ts)} is before the earliest accepted"
+                               f" {format_ts(self.earliest)}", "ts_out_of_range")
+        if ts > now + self.max_ahead:
+            raise InvalidEvent(f"field 'ts': {format_ts(ts)} is more than"
+                               f" {self.max_ahead.total_seconds():.0f} s ahead of this"
+                               f" receiver's clock ({format_ts(now)})", "ts_out_of_range")
 
 
 def event_to_json(event: Event) -> bytes:
@@ -168,11 +213,19 @@ class Topic:
 # Topics are per device, so a store has a few hundred: parse each once.
 @lru_cache(maxsize=8192)
 def parse_topic(topic: str) -> Topic:
+    if len(topic) > MAX_TOPIC_LENGTH:
+        raise InvalidEvent(f"topic of {len(topic)} characters is longer than"
+                           f" {MAX_TOPIC_LENGTH}", "bad_topic")
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != "stores" or not all(parts):
-        raise InvalidEvent(f"topic {topic!r} is not stores/{{store}}/{{kind}}/{{device}}")
+        raise InvalidEvent(f"topic {topic!r} is not stores/{{store}}/{{kind}}/{{device}}",
+                           "bad_topic")
     if parts[2] not in TOPIC_KIND_TO_TYPE:
-        raise InvalidEvent(f"topic kind {parts[2]!r} is not one of {sorted(TOPIC_KIND_TO_TYPE)}")
+        raise InvalidEvent(f"topic kind {parts[2]!r} is not one of {sorted(TOPIC_KIND_TO_TYPE)}",
+                           "bad_topic")
+    if any(len(part) > MAX_ID_LENGTH for part in parts):
+        raise InvalidEvent(f"a topic segment is longer than {MAX_ID_LENGTH} characters",
+                           "bad_topic")
     return Topic(store_id=parts[1], kind=parts[2], device_id=parts[3])
 
 
@@ -184,10 +237,11 @@ def check_topic_matches(topic: Topic, event: Event) -> None:
     """The topic is the broker's ACL boundary, so a payload must agree with it."""
     if event.store_id != topic.store_id:
         raise InvalidEvent(
-            f"payload store_id {event.store_id!r} disagrees with topic store {topic.store_id!r}"
-        )
+            f"payload store_id {event.store_id!r} disagrees with topic store {topic.store_id!r}",
+            "store_mismatch")
     if event.type != topic.event_type:
-        raise InvalidEvent(f"type {event.type!r} not allowed on topic kind {topic.kind!r}")
+        raise InvalidEvent(f"type {event.type!r} not allowed on topic kind {topic.kind!r}",
+                           "topic_mismatch")
 
 
 # Fixed-width RFC 3339 UTC text, so SQLite orders timestamps correctly as strings.
@@ -195,7 +249,10 @@ TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def format_ts(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime(TS_FORMAT)
+    # Not strftime: it writes year 999 as "999", which sorts after "2026".
+    ts = ts.astimezone(UTC)
+    return (f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:"
+            f"{ts.second:02d}.{ts.microsecond:06d}Z")
 
 
 def utc_now() -> datetime:

@@ -32,9 +32,10 @@ from edge_agent.api.routes import (
 from edge_agent.api.shared import SharedRuntime
 from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.api.state import IngestLink, ServingState
-from edge_agent.api.worker import BundleFollower, WorkerIngest
-from edge_agent.modeling.registry import BundleRefused, ModelRegistry
-from edge_agent.modeling.watcher import BundleWatcher
+from edge_agent.api.worker_runtime import BundleFollower, WorkerIngest
+from edge_agent.metrics import AgentMetrics
+from edge_agent.modeling.registry import ModelRegistry
+from edge_agent.modeling.watcher import BundleWatcher, start_models
 from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
 from edge_agent.wayfinding import StoreMap
@@ -46,25 +47,35 @@ UI_PATH = "/ui"
 FOLLOW_INTERVAL_S = 1.0
 
 
-def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastAPI:
-    """The app. Without `shared`, its lifespan runs ingestion in this process too (tests,
-    the demo, `edge-agent run` with one worker). With it, this is one HTTP worker of
-    `edge-agent run --workers N`, beside the agent process that ingests."""
-    agent = Agent(settings) if shared is None else None
-    metrics_registry = agent.metrics.registry if agent is not None else CollectorRegistry()
-    model_metric = ModelVersionMetric(metrics_registry)
+def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
+               on_fatal: Callable[[str], None] | None = None) -> FastAPI:
+    """The app. Without `shared`, its lifespan runs the agent in this process too (tests,
+    the demo, `edge-agent run` with one worker; `on_fatal` is told if the agent gives up).
+    With it, this is one HTTP worker of `edge-agent run --workers N`, beside the agent
+    process."""
+    if shared is None:
+        agent_metrics = AgentMetrics()
+        metrics_registry = agent_metrics.registry
+        model_metric = ModelVersionMetric(metrics_registry)
+        agent: Agent | None = Agent(settings, metrics=agent_metrics,
+                                    on_model_swap=model_metric.swapped, on_fatal=on_fatal)
+    else:
+        agent = None
+        metrics_registry = CollectorRegistry()
+        model_metric = ModelVersionMetric(metrics_registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingest: IngestLink
+        watcher: BundleWatcher | None = None
         if agent is not None:
             agent.start()
-            ingest = agent.ingestion
+            ingest, registry = agent, agent.models
         else:
             assert shared is not None
             ingest = WorkerIngest(settings, shared)
+            registry = ModelRegistry(settings.model_public_key, on_swap=model_metric.swapped)
         reads = ReadConnections(settings.db)
-        registry = ModelRegistry(settings.model_public_key, on_swap=model_metric.swapped)
         store_map = StoreMap(settings.layout)
         app.state.serving = ServingState(settings=settings, ingest=ingest, reads=reads,
                                          keyring=KeyRing(settings.api_keys), models=registry,
@@ -78,11 +89,11 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
             tasks.append(PeriodicTask("bundle-follower",
                                       BundleFollower(registry, shared).check_once,
                                       FOLLOW_INTERVAL_S))
+            watcher = start_models(settings, registry, app.state.serving.models_changed)
         for task in tasks:
             task.start()
         if not settings.api_keys:
             logger.warning("no API keys configured (EDGE_API_KEYS): every /v1 call gets 401")
-        watcher = _start_models(settings, registry, app.state.serving.models_changed)
         # Everything made so far (the app, the models, the catalog) lives as long as the
         # process: out of the collector's sight, a full collection no longer walks it all,
         # which paused request handling for 100-180 ms under load.
@@ -113,21 +124,3 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None) -> FastA
     # The pages call the API from the same origin, so no CORS is needed.
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     return app
-
-
-def _start_models(settings: Settings, registry: ModelRegistry,
-                  on_new_bundle: Callable[[], None]) -> BundleWatcher | None:
-    """Load the configured bundle (a refusal is logged; the agent serves without models and
-    is not ready), and watch the bundle directory for new ones."""
-    if settings.model_bundle is not None:
-        try:
-            registry.load(settings.model_bundle)
-        except BundleRefused as exc:
-            logger.error("%s: serving without personalized models", exc)
-    if settings.model_bundle_dir is None:
-        return None
-    watcher = BundleWatcher(registry, settings.model_bundle_dir, settings.model_watch_interval_s,
-                            on_loaded=on_new_bundle)
-    watcher.check_once(announce=False)
-    watcher.start()
-    return watcher

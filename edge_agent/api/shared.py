@@ -3,8 +3,8 @@ one private directory per run, holding
 
 - `metrics/`: Prometheus multiprocess files, so `/metrics` on any worker shows ingestion's
   counters (kept by the agent process) and every worker's request latencies together;
-- `agent-status.json`: the agent process's heartbeat and whether it is connected to the
-  broker, for `/readyz`;
+- `agent-status.json`: the agent process's heartbeat and its health (broker, commits,
+  storage), for `/readyz`;
 - `active-bundle.json`: the bundle an admin last loaded (or rolled back to) on any worker,
   which every other worker then loads too.
 
@@ -51,16 +51,18 @@ class SharedRuntime:
             stale.unlink(missing_ok=True)
 
     # -- the agent process's status ----------------------------------------------------------
-    def write_status(self, connected: bool) -> None:
-        _write_json(self.status_file, {"connected": connected, "at": time.time(),
+    def write_status(self, health: dict[str, Any]) -> None:
+        _write_json(self.status_file, {"health": health, "at": time.time(),
                                        "pid": os.getpid()})
 
-    def broker_connected(self) -> bool:
-        """The agent process says it is connected, and said so recently."""
+    def agent_health(self) -> dict[str, Any] | None:
+        """The agent process's last health report, if it made one recently (else it is
+        gone, or hung)."""
         status = _read_json(self.status_file)
-        if status is None:
-            return False
-        return bool(status.get("connected")) and time.time() - float(status["at"]) < STATUS_STALE_S
+        if status is None or time.time() - float(status.get("at", 0)) >= STATUS_STALE_S:
+            return None
+        health = status.get("health")
+        return health if isinstance(health, dict) else None
 
     # -- the bundle every worker should serve ------------------------------------------------
     def record_bundle(self, path: Path, version: str) -> None:

@@ -9,7 +9,7 @@ from fastapi import Request
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from edge_agent.agent import Agent
+from edge_agent.agent import Agent, AgentHealth
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.cache import TtlCache
 from edge_agent.api.database import ReadConnections
@@ -21,10 +21,12 @@ from edge_agent.wayfinding import StoreMap
 
 
 class IngestLink(Protocol):
-    """What handlers need of ingestion, in this process or the agent process beside it."""
+    """What handlers need of the agent, in this process or the agent process beside it."""
 
     @property
     def connected(self) -> bool: ...
+
+    def health(self) -> AgentHealth: ...
 
     def submit(self, topic: str, payload: bytes, timeout: float) -> bool: ...
 

@@ -21,10 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_agent.api.shared import RUNTIME_DIR_ENV, SharedRuntime
-from edge_agent.modeling.registry import BundleRefused, ModelRegistry
-from edge_agent.settings import Settings, settings_from_json
-from edge_agent.storage import open_database
-from edge_agent.storage.event_writer import EventWriter, RawMessage
+from edge_agent.settings import settings_from_json
 
 if TYPE_CHECKING:
     import uvicorn
@@ -32,57 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 WORKER_SETTINGS_ENV = "EDGE_WORKER_SETTINGS"
 PARENT_CHECK_S = 1.0
-
-
-class WorkerIngest:
-    """The two things a worker's handlers ask of ingestion: is the broker connected, and
-    store this event now (returns once committed)."""
-
-    def __init__(self, settings: Settings, shared: SharedRuntime) -> None:
-        self._settings = settings
-        self._shared = shared
-        self._lock = threading.Lock()  # one writer connection, used from the thread pool
-        self._writer: EventWriter | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self._shared.broker_connected()
-
-    def submit(self, topic: str, payload: bytes, timeout: float) -> bool:
-        with self._lock:
-            if self._writer is None:
-                db = open_database(self._settings.db, synchronous=self._settings.sqlite_synchronous,
-                                   check_same_thread=False)
-                self._writer = EventWriter(
-                    db, store_id=self._settings.store_id,
-                    max_payload_bytes=self._settings.max_payload_bytes,
-                    dead_letter_max_raw_bytes=self._settings.dead_letter_max_raw_bytes)
-            result = self._writer.write_batch([RawMessage(topic, payload)])
-        return result.stored_total + result.duplicates == 1
-
-
-class BundleFollower:
-    """Loads the bundle an admin loaded (or rolled back to) on another worker, so every
-    worker serves the same version. A bundle refused here is not retried until the record
-    names another one."""
-
-    def __init__(self, registry: ModelRegistry, shared: SharedRuntime) -> None:
-        self._registry = registry
-        self._shared = shared
-        self._refused: tuple[Path, str] | None = None
-
-    def check_once(self) -> None:
-        record = self._shared.recorded_bundle()
-        current = self._registry.current
-        if record is None or record == self._refused:
-            return
-        if current is not None and current.version == record[1]:
-            return
-        try:
-            self._registry.load(record[0])
-        except BundleRefused as exc:
-            logger.error("not following the other workers to %s: %s", record[1], exc.reason)
-            self._refused = record
 
 
 def main(argv: list[str]) -> int:

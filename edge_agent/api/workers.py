@@ -63,13 +63,18 @@ def serve_with_workers(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    agent = Agent(settings)
+    def give_up(_why: str) -> None:
+        failed.set()
+        stop.set()
+
+    failed = threading.Event()
+    agent = Agent(settings, load_models=False, on_fatal=give_up)
     try:
         agent.start()
         status = PeriodicTask("agent-status",
-                              lambda: shared.write_status(agent.ingestion.connected),
+                              lambda: shared.write_status(agent.health().to_dict()),
                               STATUS_INTERVAL_S)
-        shared.write_status(agent.ingestion.connected)
+        shared.write_status(agent.health().to_dict())
         status.start()
         pool = WorkerPool(settings, shared, listener)
         logger.info("serving http://%s:%d with %d workers", settings.http_host, settings.port,
@@ -85,7 +90,7 @@ def serve_with_workers(settings: Settings) -> int:
         agent.stop()
         listener.close()
         _remove_tree(shared.root)
-    return 0
+    return 1 if failed.is_set() else 0
 
 
 class WorkerPool:

@@ -3,10 +3,14 @@ trip (RFM) state, and a purchase-timing state per product category."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import pickle
+import typing
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from models.features import nbr, segments, timing
 
@@ -14,10 +18,6 @@ PICKLE_PROTOCOL = 5
 # Stored state is valid only for the feature code that wrote it: any schema change in the
 # models' feature definitions (or in this composition) means rebuilding from the sales.
 EDGE_COMPOSITION_VERSION = "1"
-STATE_VERSION = "|".join((f"edge:{EDGE_COMPOSITION_VERSION}",
-                          f"nbr:{nbr.FEATURE_SCHEMA_VERSION}",
-                          f"segments:{segments.FEATURE_SCHEMA_VERSION}",
-                          f"timing:{timing.FEATURE_SCHEMA_VERSION}"))
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,31 @@ class ShopperFeatures:
         if not isinstance(features, cls):
             raise TypeError(f"not a {cls.__name__} blob")
         return features
+
+
+def _layout_fingerprint(root: type) -> str:
+    """A digest of the stored state's shape: every dataclass reachable from `root`, by module,
+    name, field names and field types. Renaming a class or a field, or moving one, changes
+    it, so the state is rebuilt at start-up (never a pickle that fails at request time)."""
+    seen: dict[str, str] = {}
+    pending: list[Any] = [root]
+    while pending:
+        kind = pending.pop()
+        if not dataclasses.is_dataclass(kind) or not isinstance(kind, type):
+            pending.extend(typing.get_args(kind))
+            continue
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        if name in seen:
+            continue
+        hints = typing.get_type_hints(kind)
+        seen[name] = ",".join(f"{f.name}:{hints[f.name]!r}" for f in dataclasses.fields(kind))
+        pending.extend(hints[f.name] for f in dataclasses.fields(kind))
+    text = ";".join(f"{name}({fields})" for name, fields in sorted(seen.items()))
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+STATE_VERSION = "|".join((f"edge:{EDGE_COMPOSITION_VERSION}",
+                          f"nbr:{nbr.FEATURE_SCHEMA_VERSION}",
+                          f"segments:{segments.FEATURE_SCHEMA_VERSION}",
+                          f"timing:{timing.FEATURE_SCHEMA_VERSION}",
+                          f"layout:{_layout_fingerprint(ShopperFeatures)}"))

@@ -91,38 +91,47 @@ class FeatureUpdater:
                 self._categories[pid] = category
 
 
-# Sales replayed per transaction when rebuilding, to bound memory on a large history.
-REBUILD_CHUNK_SALES = 5000
+# Shoppers rebuilt per transaction: a year of a busy store's sales is millions of lines, and
+# neither memory nor the write lock should be held for all of it at once.
+REBUILD_BATCH_SHOPPERS = 500
 
 
 def rebuild_features(conn: sqlite3.Connection) -> int:
-    """Recompute every shopper's features from the stored sales, oldest first (for a
-    database that predates the features table, or after a catalog correction). Returns
-    the number of sales replayed. Runs in one transaction."""
+    """Recompute every shopper's features from the stored sales (for a database that
+    predates the features table, after a catalog correction, or when the feature code
+    changed), in batches of shoppers, each its own transaction. Returns the number of sales
+    replayed. Interrupted, it is simply run again: the version mark is set only after it."""
     updater = FeatureUpdater(conn)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DELETE FROM shopper_features")
+    conn.execute("DELETE FROM shopper_features")
+    replayed, last = 0, ""
+    while True:
+        shoppers = [row[0] for row in conn.execute(
+            "SELECT DISTINCT customer_id FROM transactions WHERE customer_id > ?"
+            " ORDER BY customer_id LIMIT ?", (last, REBUILD_BATCH_SHOPPERS))]
+        if not shoppers:
+            return replayed
+        last = shoppers[-1]
+        marks = ",".join("?" * len(shoppers))
         cursor = conn.execute(
-            "SELECT t.transaction_id, t.customer_id, t.ts, t.total, i.product_id, i.quantity"
-            " FROM transactions t JOIN transaction_items i USING (transaction_id)"
-            " WHERE t.customer_id IS NOT NULL ORDER BY t.ts, t.transaction_id, i.line_no")
-        replayed, pending = 0, []
+            "SELECT t.sale_id, t.customer_id, t.ts, t.total, i.product_id, i.quantity"
+            " FROM transactions t JOIN transaction_items i USING (sale_id)"
+            f" WHERE t.customer_id IN ({marks}) ORDER BY t.customer_id, t.ts, t.sale_id,"
+            " i.line_no", shoppers)
+        sales = []
         for _, rows in groupby(cursor, key=itemgetter(0)):
             rows = list(rows)
             _, customer_id, ts, total, _, _ = rows[0]
-            lines = [(r[4], r[5]) for r in rows]
-            pending.append(Sale(customer_id, epoch_seconds(ts), total, lines))
-            if len(pending) >= REBUILD_CHUNK_SALES:
-                updater.apply(pending)
-                replayed, pending = replayed + len(pending), []
-        updater.apply(pending)
-        replayed += len(pending)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return replayed
+            sales.append(Sale(customer_id, epoch_seconds(ts), total,
+                              [(r[4], r[5]) for r in rows]))
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            updater.apply(sales)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        replayed += len(sales)
 
 
 def ensure_features_current(conn: sqlite3.Connection) -> bool:

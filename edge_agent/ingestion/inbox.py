@@ -77,6 +77,11 @@ class Inbox(Generic[T]):
                 self._not_full.notify_all()
             return batch
 
+    def oldest_age(self) -> float:
+        """Seconds the oldest queued item has waited (0 when empty)."""
+        with self._lock:
+            return time.monotonic() - self._arrived[0] if self._arrived else 0.0
+
     def interrupt(self) -> None:
         """From now on (until `resume`), waits return at once: the consumer is stopping."""
         with self._lock:

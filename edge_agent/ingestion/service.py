@@ -14,6 +14,7 @@ cost (WAL frames, fsync) is paid once per batch, not once per handful of message
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter, deque
@@ -25,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge_agent.ingestion.inbox import Inbox
-from edge_agent.ingestion.writer_process import WriterConfig, WriterDied, WriterProcess
+from edge_agent.ingestion.writer_process import STORAGE_ERROR_SEQ, WriterDied, WriterProcess
 from edge_agent.metrics import AgentMetrics
 from edge_agent.settings import Settings
 from edge_agent.storage.event_writer import BatchResult
@@ -47,6 +48,16 @@ WRITER_CHECK_S = 1.0
 MIN_BACKLOG_CHECK_S = 0.01
 # Pause before restarting a writer process that died, so a crash loop does not spin.
 WRITER_RESTART_DELAY_S = 0.5
+# A writer that dies this many times in a row without committing (a corrupt database, a
+# broken install) is not helped by another restart.
+WRITER_DEATHS_ALLOWED = 10
+
+
+class _Outcome(threading.Event):
+    """Set once a locally submitted message's batch committed; `stored` says whether it was
+    stored (or already was) rather than dead-lettered."""
+
+    stored = False
 
 
 class _Received(NamedTuple):  # a tuple: built for every message on the network thread
@@ -55,7 +66,11 @@ class _Received(NamedTuple):  # a tuple: built for every message on the network 
     mid: int
     qos: int
     generation: int  # which connection it arrived on: a packet id is only valid there
-    committed: threading.Event | None = None  # set once stored, for local submissions
+    committed: _Outcome | None = None  # set once committed, for local submissions
+
+
+# A batch at the writer: its number, its messages, when it was sent (monotonic).
+_InFlight = tuple[int, list[_Received], float]
 
 
 @dataclass
@@ -92,10 +107,13 @@ class IngestionService:
         self._stats_lock = threading.Lock()
         self._pump_thread: threading.Thread | None = None
         self._seq = 0  # numbers the batches sent to the writer (pump thread only)
-        self._writer = WriterProcess(WriterConfig(
-            db_path=str(settings.db), synchronous=settings.sqlite_synchronous,
-            store_id=settings.store_id, max_payload_bytes=settings.max_payload_bytes,
-            dead_letter_max_raw_bytes=settings.dead_letter_max_raw_bytes))
+        self._writer = WriterProcess(settings)
+        # Written by the pump thread, read by probes: when the oldest unanswered batch went
+        # to the writer (None: none waits), and why the pump stopped, if it did.
+        self._oldest_sent_at: float | None = None
+        self._failure: BaseException | None = None
+        self._storage_error: str | None = None  # the database refuses writes: why
+        self._writer_deaths = 0  # in a row, without a batch committed in between
         self._client = self._make_client()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -144,15 +162,36 @@ class IngestionService:
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
 
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the pump stopped while it should be running (the agent then restarts it)."""
+        return self._failure
+
+    @property
+    def storage_error(self) -> str | None:
+        """Why the database refuses writes, while it does (None once a batch commits)."""
+        return self._storage_error
+
+    def stall_seconds(self) -> float:
+        """How long messages have waited to be committed: the oldest unanswered batch's time
+        at the writer, else the oldest queued message's wait. 0 when nothing waits."""
+        sent_at = self._oldest_sent_at
+        if sent_at is not None:
+            return time.monotonic() - sent_at
+        return self._inbox.oldest_age()
+
     def submit(self, topic: str, payload: bytes, timeout: float) -> bool:
         """Store a message produced inside the agent (HTTP feedback) through the same writer,
         so it is validated, deduplicated and kept for the uplink like any other event.
-        Returns whether it was committed within `timeout` seconds."""
-        committed = threading.Event()
-        # Urgent: a request is waiting, so its batch goes without waiting out the window.
-        self._inbox.put(_Received(topic, payload, mid=0, qos=0, generation=-1,
-                                  committed=committed), urgent=True, timeout=timeout)
-        return committed.wait(timeout)
+        Returns whether it was stored (or already was) within `timeout` seconds."""
+        outcome = _Outcome()
+        try:
+            # Urgent: a request is waiting, so its batch goes without waiting out the window.
+            self._inbox.put(_Received(topic, payload, mid=0, qos=0, generation=-1,
+                                      committed=outcome), urgent=True, timeout=timeout)
+        except queue.Full:
+            return False
+        return outcome.wait(timeout) and outcome.stored
 
     def stats(self) -> IngestStats:
         with self._stats_lock:
@@ -243,7 +282,7 @@ class IngestionService:
         limit = self._settings.batch_max_events
         window_s = self._settings.batch_max_wait_ms / 1000
         backlog_check_s = max(window_s, MIN_BACKLOG_CHECK_S)
-        in_flight: deque[tuple[int, list[_Received]]] = deque()
+        in_flight: deque[_InFlight] = deque()
         try:
             while True:
                 room = len(in_flight) < MAX_BATCHES_IN_FLIGHT
@@ -262,49 +301,72 @@ class IngestionService:
                                            in_flight)
                     if answer is not None:
                         self._complete(answer, in_flight)
-        except Exception:
+                self._oldest_sent_at = in_flight[0][2] if in_flight else None
+        except Exception as exc:
+            # Unacked messages stay with the broker; the agent restarts ingestion (a new
+            # connection, so the broker redelivers them) or exits non-zero.
             logger.exception("ingestion pump stopped unexpectedly")
+            self._failure = exc
 
-    def _dispatch(self, limit: int, in_flight: deque[tuple[int, list[_Received]]]) -> None:
+    def _dispatch(self, limit: int, in_flight: deque[_InFlight]) -> None:
         batch = self._inbox.take(limit)
         if batch:
             self._seq += 1
-            in_flight.append((self._seq, batch))
+            in_flight.append((self._seq, batch, time.monotonic()))
             self._send(self._seq, batch, in_flight)
 
-    def _complete(self, answer: tuple[int, BatchResult],
-                  in_flight: deque[tuple[int, list[_Received]]]) -> None:
+    def _complete(self, answer: tuple[int, BatchResult], in_flight: deque[_InFlight]) -> None:
         done_seq, result = answer
-        expected_seq, batch = in_flight.popleft()
-        assert done_seq == expected_seq, (done_seq, expected_seq)
+        expected_seq, batch, _ = in_flight.popleft()
+        if done_seq != expected_seq:
+            raise RuntimeError(f"writer answered batch {done_seq}, expected {expected_seq}")
+        self._writer_deaths = 0
+        rejected = set(result.rejected_positions)
+        for position, item in enumerate(batch):
+            if item.committed is not None:
+                item.committed.stored = position not in rejected
         self._ack(batch)
         self._record(result, len(batch))
+        if self._storage_error is not None:
+            logger.info("the database takes writes again")
+            self._storage_error = None
+            self._metrics.storage_failing.set(0)
 
-    def _send(self, seq: int, batch: list[_Received],
-              in_flight: deque[tuple[int, list[_Received]]]) -> None:
+    def _send(self, seq: int, batch: list[_Received], in_flight: deque[_InFlight]) -> None:
         try:
             self._writer.send((seq, [(item.topic, item.payload) for item in batch]))
         except WriterDied:
             self._resend_after_writer_death(in_flight)
 
-    def _receive(self, timeout: float, in_flight: deque[tuple[int, list[_Received]]]
+    def _receive(self, timeout: float, in_flight: deque[_InFlight]
                  ) -> tuple[int, BatchResult] | None:
         try:
-            return self._writer.receive(timeout)
+            answer = self._writer.receive(timeout)
         except WriterDied:
             self._resend_after_writer_death(in_flight)
             return None
+        if answer is not None and answer[0] == STORAGE_ERROR_SEQ:
+            if self._storage_error is None:
+                self._metrics.storage_failing.set(1)
+            self._storage_error = str(answer[1])
+            return None
+        return answer
 
-    def _resend_after_writer_death(self, in_flight: deque[tuple[int, list[_Received]]]) -> None:
+    def _resend_after_writer_death(self, in_flight: deque[_InFlight]) -> None:
         """Start a new writer and send it every unanswered batch again, in order; what the old
-        one had already committed is dropped as duplicates."""
+        one had already committed is dropped as duplicates. A writer that keeps dying before
+        it commits anything stops the pump (the agent restarts ingestion, or gives up)."""
         while True:
+            self._writer_deaths += 1
+            if self._writer_deaths > WRITER_DEATHS_ALLOWED:
+                raise RuntimeError(f"the writer process died {self._writer_deaths} times"
+                                   " without committing a batch")
             logger.error("ingestion writer process died; restarting it")
             self._metrics.ingest_storage_errors.inc()
             time.sleep(WRITER_RESTART_DELAY_S)
             self._writer.restart()
             try:
-                for seq, batch in in_flight:
+                for seq, batch, _ in in_flight:
                     self._writer.send((seq, [(item.topic, item.payload) for item in batch]))
                 return
             except WriterDied:

@@ -4,44 +4,45 @@ Why a process: validating and committing costs about as much CPU per event as pa
 network loop does; in one process they share the GIL and their costs add up, in two they
 run in parallel (and HTTP requests in the agent's process don't wait behind ingestion).
 
-Protocol over two one-way pipes: the agent sends `(seq, [(topic, payload), ...])` batches,
-the writer answers `(seq, BatchResult)` in the same order once the batch is committed, and
-`None` asks it to finish. The writer exits by itself when the agent's end of the pipe closes.
+Protocol over two one-way pipes: the agent first sends its settings (JSON: they hold no
+secret the writer may not see, and argv would show them to `ps`), then `(seq, [(topic,
+payload), ...])` batches; the writer answers `(seq, BatchResult)` in the same order once the
+batch is committed, and `None` asks it to finish. The writer exits by itself when the
+agent's end of the pipe closes.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Literal
 
+from edge_agent.settings import Settings, settings_from_json, settings_to_json
 from edge_agent.storage import open_database
-from edge_agent.storage.event_writer import BatchResult, EventWriter, RawMessage
+from edge_agent.storage.event_writer import (
+    BatchResult,
+    EventWriter,
+    RawMessage,
+    is_storage_error,
+)
 
 logger = logging.getLogger(__name__)
 
-# A failing commit is retried with backoff; after this many tries the batch is written one
-# message at a time, so a single message SQLite cannot store is dead-lettered, not retried.
-COMMIT_RETRIES_BEFORE_ISOLATING = 3
+# While the database refuses writes (a full disk, an I/O error, a lock) the batch is tried
+# again with backoff, for as long as it takes: nothing is acknowledged meanwhile.
 COMMIT_RETRY_BACKOFF_S = (0.1, 0.5, 2.0, 5.0)
+# A storage outage can last hours: log its first failure, then every this many tries.
+STORAGE_ERROR_LOG_EVERY = 60
 
 Batch = tuple[int, list[tuple[str, bytes]]]
-
-
-@dataclass(frozen=True)
-class WriterConfig:
-    db_path: str
-    synchronous: Literal["FULL", "NORMAL"]
-    store_id: str
-    max_payload_bytes: int
-    dead_letter_max_raw_bytes: int
+# The batch number of an interim answer: the database refuses writes (its error as text), so
+# the agent can say so (/readyz, /metrics) while the batch waits.
+STORAGE_ERROR_SEQ = -1
 
 
 class WriterDied(RuntimeError):
@@ -51,8 +52,8 @@ class WriterDied(RuntimeError):
 class WriterProcess:
     """Handle on the child process, used from a single thread of the agent."""
 
-    def __init__(self, config: WriterConfig) -> None:
-        self._config = config
+    def __init__(self, settings: Settings) -> None:
+        self._settings_json = settings_to_json(settings)
         self._process: subprocess.Popen[bytes] | None = None
         self._to_writer: Connection | None = None
         self._from_writer: Connection | None = None
@@ -63,20 +64,20 @@ class WriterProcess:
         batches_read, batches_write = os.pipe()
         results_read, results_write = os.pipe()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(batches_read), str(results_write),
-             json.dumps(asdict(self._config))],
+            [sys.executable, "-m", __name__, str(batches_read), str(results_write)],
             pass_fds=(batches_read, results_write), close_fds=True)
         # Close our copies of the child's ends, so each side sees EOF when the other dies.
         os.close(batches_read)
         os.close(results_write)
         self._to_writer = Connection(batches_write, readable=False)
         self._from_writer = Connection(results_read, writable=False)
+        self.send(self._settings_json)  # type: ignore[arg-type]
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def send(self, batch: Batch) -> None:
+    def send(self, batch: Batch | str) -> None:
         assert self._to_writer is not None
         try:
             self._to_writer.send(batch)
@@ -118,16 +119,19 @@ class WriterProcess:
         self.start()
 
 
-def _writer_main(config: WriterConfig, batches: Connection, results: Connection) -> None:
+def _writer_main(batches: Connection, results: Connection) -> None:
     # Ctrl-C reaches the whole process group; the agent decides when the writer stops (it
     # sends None after the last batch), so an interrupt must not cut a commit short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
-    db = open_database(config.db_path, synchronous=config.synchronous)
-    writer = EventWriter(db, store_id=config.store_id,
-                         max_payload_bytes=config.max_payload_bytes,
-                         dead_letter_max_raw_bytes=config.dead_letter_max_raw_bytes)
+    try:
+        settings = settings_from_json(batches.recv())
+    except EOFError:
+        return
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s writer-%(process)d %(name)s: "
+                               "%(message)s")
+    db = open_database(settings.db, synchronous=settings.sqlite_synchronous)
+    writer = EventWriter.from_settings(db, settings)
     try:
         while True:
             try:
@@ -137,8 +141,10 @@ def _writer_main(config: WriterConfig, batches: Connection, results: Connection)
             if batch is None:
                 return
             seq, items = batch
-            result = _write_until_stored(writer, [RawMessage(t, p) for t, p in items])
             try:
+                result = write_until_stored(
+                    writer, [RawMessage(t, p) for t, p in items],
+                    on_storage_error=lambda text: results.send((STORAGE_ERROR_SEQ, text)))
                 results.send((seq, result))
             except OSError:
                 return
@@ -146,30 +152,44 @@ def _writer_main(config: WriterConfig, batches: Connection, results: Connection)
         db.close()
 
 
-def _write_until_stored(writer: EventWriter, messages: list[RawMessage]) -> BatchResult:
-    """Retry a failing commit with backoff, then message by message; while the database
-    itself keeps failing, keep trying: nothing is acked meanwhile, so the broker holds the
-    rest back (Receive Maximum) and nothing is lost."""
+def write_until_stored(writer: EventWriter, messages: list[RawMessage], *,
+                       deadline_s: float | None = None,
+                       on_storage_error: Callable[[str], None] | None = None,
+                       sleep: Callable[[float], None] = time.sleep) -> BatchResult:
+    """Store `messages`, however long the database takes to accept writes again.
+
+    A message the projections cannot take makes the batch fail: it is then written one
+    message at a time, and that message is dead-lettered. A storage error is never a
+    message's fault: the batch is retried with backoff until it commits, and nothing is
+    acknowledged meanwhile, so the broker holds the rest back (Receive Maximum). With
+    `deadline_s` (a request waiting), TimeoutError once that many seconds have passed."""
     attempt = 0
+    one_by_one = False
     started = time.perf_counter()
     while True:
         try:
-            if attempt < COMMIT_RETRIES_BEFORE_ISOLATING:
-                result = writer.write_batch(messages)
-            else:
-                result = writer.write_one_by_one(messages)
+            result = (writer.write_one_by_one(messages) if one_by_one
+                      else writer.write_batch(messages))
             result.storage_errors = attempt
             result.seconds = time.perf_counter() - started
             return result
-        except Exception:
-            logger.exception("commit of %d messages failed (attempt %d)", len(messages),
-                             attempt + 1)
-        time.sleep(COMMIT_RETRY_BACKOFF_S[min(attempt, len(COMMIT_RETRY_BACKOFF_S) - 1)])
+        except Exception as exc:
+            if not is_storage_error(exc) and not one_by_one:
+                one_by_one = True
+                continue
+            if attempt == 0 or attempt % STORAGE_ERROR_LOG_EVERY == 0:
+                logger.error("the database refuses writes (%s); %d messages wait, not"
+                             " acknowledged (attempt %d)", exc, len(messages), attempt + 1)
+                if on_storage_error is not None:
+                    on_storage_error(str(exc))
+        pause = COMMIT_RETRY_BACKOFF_S[min(attempt, len(COMMIT_RETRY_BACKOFF_S) - 1)]
+        if deadline_s is not None and time.perf_counter() - started + pause > deadline_s:
+            raise TimeoutError(f"the database refused writes for {deadline_s:.0f} s")
+        sleep(pause)
         attempt += 1
 
 
 if __name__ == "__main__":
-    _batches_fd, _results_fd, _config_json = sys.argv[1:4]
-    _writer_main(WriterConfig(**json.loads(_config_json)),
-                 Connection(int(_batches_fd), writable=False),
+    _batches_fd, _results_fd = sys.argv[1:3]
+    _writer_main(Connection(int(_batches_fd), writable=False),
                  Connection(int(_results_fd), readable=False))

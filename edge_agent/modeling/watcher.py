@@ -9,6 +9,7 @@ from pathlib import Path
 
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.periodic import PeriodicTask
+from edge_agent.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +60,21 @@ class BundleWatcher:
             return
         if announce and self._on_loaded is not None:
             self._on_loaded()
+
+
+def start_models(settings: Settings, registry: ModelRegistry,
+                 on_new_bundle: Callable[[], None] | None = None) -> BundleWatcher | None:
+    """Load the configured bundle (a refusal is logged; the process serves without models and
+    is not ready), and watch the bundle directory for new ones."""
+    if settings.model_bundle is not None:
+        try:
+            registry.load(settings.model_bundle)
+        except BundleRefused as exc:
+            logger.error("%s: serving without personalized models", exc)
+    if settings.model_bundle_dir is None:
+        return None
+    watcher = BundleWatcher(registry, settings.model_bundle_dir, settings.model_watch_interval_s,
+                            on_loaded=on_new_bundle)
+    watcher.check_once(announce=False)
+    watcher.start()
+    return watcher

@@ -34,7 +34,7 @@ def trending_products(conn: sqlite3.Connection, now: datetime, window_hours: flo
         """
         WITH recent AS (
             SELECT ti.product_id, COUNT(DISTINCT t.transaction_id) AS baskets
-            FROM transactions t JOIN transaction_items ti USING (transaction_id)
+            FROM transactions t JOIN transaction_items ti USING (sale_id)
             WHERE t.ts >= :window_start AND t.ts <= :now
             GROUP BY ti.product_id
         ), usual AS (

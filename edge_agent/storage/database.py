@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,10 @@ CACHE_SIZE_KIB = 64 * 1024
 # most commits: this cuts the writer's disk writes and CPU by about a fifth, for a WAL file
 # that stays ~40 MB.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# On a small or nearly full disk the WAL must stay a small share of the free space: a
+# checkpoint needs room for the WAL and for the pages it copies into the database.
+WAL_SHARE_OF_FREE_SPACE = 20
+MIN_WAL_AUTOCHECKPOINT_PAGES = 100
 
 
 def open_database(
@@ -44,8 +49,23 @@ def open_database(
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute(f"PRAGMA cache_size = -{CACHE_SIZE_KIB}")
-    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    wal_pages = _wal_pages(path, page_size)
+    conn.execute(f"PRAGMA wal_autocheckpoint = {wal_pages}")
+    # After a checkpoint the WAL file is cut back to this size, not left at its largest.
+    conn.execute(f"PRAGMA journal_size_limit = {wal_pages * page_size}")
     applied = migrate(db)
     if applied:
         logger.info("database %s migrated: %s", path, ", ".join(applied))
     return db
+
+
+def _wal_pages(path: Path, page_size: int) -> int:
+    """The WAL's checkpoint threshold in pages: WAL_AUTOCHECKPOINT_PAGES, or less on a disk
+    where that would be more than a small share of the free space."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return WAL_AUTOCHECKPOINT_PAGES
+    fitting = free // WAL_SHARE_OF_FREE_SPACE // page_size
+    return max(MIN_WAL_AUTOCHECKPOINT_PAGES, min(WAL_AUTOCHECKPOINT_PAGES, fitting))

@@ -161,3 +161,57 @@ def _catalog_version(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE TRIGGER products_{change.lower()}_bumps_version AFTER {change}"
                    " ON products BEGIN"
                    " UPDATE catalog_version SET version = version + 1 WHERE id = 1; END")
+
+
+@migration(5, "compact events (commit-order seq, body without the envelope) and sales"
+              " (integer sale ids); dead letters deduplicated by digest")
+def _compact_events_and_sales(db: sqlite_utils.Database) -> None:
+    # Bytes per stored event decide how much history a store's disk holds (docs/storage.md):
+    # the envelope lives in columns, not again in the body; events need no (type, ts) index;
+    # a sale's lines refer to it by an integer, not by a 38-character transaction id.
+    conn = db.conn
+    conn.create_function("device_of", 1, lambda topic: topic.split("/", 3)[-1],
+                         deterministic=True)
+    conn.execute("ALTER TABLE events RENAME TO events_v1")
+    # seq is the commit order: what the uplink's durable cursor counts.
+    conn.execute(
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
+        " type TEXT NOT NULL, device_id TEXT NOT NULL, ts TEXT NOT NULL,"
+        " received_at INTEGER NOT NULL, body TEXT NOT NULL)")
+    conn.execute(
+        "INSERT INTO events (event_id, type, device_id, ts, received_at, body)"
+        " SELECT event_id, type, device_of(topic), ts, CAST(unixepoch(received_at) AS INTEGER),"
+        " json_remove(payload, '$.event_id', '$.store_id', '$.ts', '$.type')"
+        " FROM events_v1 ORDER BY rowid")
+    conn.execute("DROP TABLE events_v1")
+    conn.execute("CREATE INDEX events_received_at ON events (received_at)")
+
+    conn.execute("ALTER TABLE transaction_items RENAME TO transaction_items_v1")
+    conn.execute("ALTER TABLE transactions RENAME TO transactions_v1")
+    conn.execute(
+        "CREATE TABLE transactions (sale_id INTEGER PRIMARY KEY,"
+        " transaction_id TEXT NOT NULL UNIQUE, register_id TEXT, customer_id TEXT,"
+        " ts TEXT NOT NULL, total REAL NOT NULL, item_count INTEGER NOT NULL)")
+    conn.execute(
+        "INSERT INTO transactions (transaction_id, register_id, customer_id, ts, total,"
+        " item_count) SELECT transaction_id, register_id, customer_id, ts, total,"
+        " COALESCE(item_count, 0) FROM transactions_v1 ORDER BY ts, rowid")
+    conn.execute(
+        "CREATE TABLE transaction_items (sale_id INTEGER NOT NULL REFERENCES transactions"
+        " ON DELETE CASCADE, line_no INTEGER NOT NULL, product_id TEXT NOT NULL,"
+        " quantity REAL NOT NULL, unit_price REAL NOT NULL, discount REAL NOT NULL,"
+        " PRIMARY KEY (sale_id, line_no)) WITHOUT ROWID")
+    conn.execute(
+        "INSERT INTO transaction_items SELECT t.sale_id, i.line_no, i.product_id, i.quantity,"
+        " i.unit_price, COALESCE(i.discount, 0) FROM transaction_items_v1 i"
+        " JOIN transactions t USING (transaction_id)")
+    conn.execute("DROP TABLE transaction_items_v1")
+    conn.execute("DROP TABLE transactions_v1")
+    conn.execute("CREATE INDEX transactions_customer_ts ON transactions (customer_id, ts)")
+    conn.execute("CREATE INDEX transactions_ts ON transactions (ts)")
+
+    # A retained or repeating bad message costs one row, whatever it is sent again.
+    conn.execute("ALTER TABLE dead_letters ADD COLUMN digest BLOB")
+    conn.execute("ALTER TABLE dead_letters ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE dead_letters ADD COLUMN last_at TEXT")
+    conn.execute("CREATE UNIQUE INDEX dead_letters_digest ON dead_letters (digest)")

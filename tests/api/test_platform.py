@@ -16,7 +16,8 @@ def test_liveness_and_readiness(store: Store) -> None:
     assert store.get("/healthz", role=None).json() == {"status": "ok"}
     ready = store.get("/readyz", role=None)
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": True, "broker": True, "models": True}
+    assert ready.json()["checks"] == {"database": True, "broker": True, "committing": True,
+                                      "storage": True, "models": True}
 
 
 def test_not_ready_while_the_broker_is_down(store: Store) -> None:

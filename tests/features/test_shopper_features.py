@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
+import pytest
 import sqlite_utils
 
+from edge_agent.features import store as store_module
 from edge_agent.features.store import (
     STATE_VERSION_KEY,
     ensure_features_current,
@@ -102,3 +105,29 @@ def test_state_from_other_feature_code_is_rebuilt_at_start(tmp_path: Path) -> No
     assert ensure_features_current(db.conn) is True
     features = load_features(db.conn, "C1")
     assert features is not None and features.categories["milk"].count == 2
+
+
+def test_rebuild_in_batches_of_shoppers_gives_the_same_state(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _db(tmp_path)
+    writer = _writer(db)
+    for day, customer in ((1, "C1"), (2, "C2"), (3, "C3"), (5, "C1"), (7, "C2"), (9, "C3")):
+        writer.write_batch([_sale(day, "MILK", "BREAD", customer=customer)])
+    live = {c: load_features(db.conn, c) for c in ("C1", "C2", "C3")}
+    monkeypatch.setattr(store_module, "REBUILD_BATCH_SHOPPERS", 1)
+    assert rebuild_features(db.conn) == 6
+    assert {c: load_features(db.conn, c) for c in ("C1", "C2", "C3")} == live
+
+
+def test_renaming_a_field_of_the_stored_state_changes_its_version() -> None:
+    # Stored state is pickled: a class or field renamed by a later release must lead to a
+    # rebuild at start-up, not to every shopper failing at request time.
+    from edge_agent.features.shopper import _layout_fingerprint
+
+    inner = dataclasses.make_dataclass("Inner", [("count", int)])
+    renamed = dataclasses.make_dataclass("Inner", [("total", int)])
+    outer = dataclasses.make_dataclass("Outer", [("items", dict[str, inner])])
+    outer_renamed = dataclasses.make_dataclass("Outer", [("items", dict[str, renamed])])
+    assert _layout_fingerprint(outer) != _layout_fingerprint(outer_renamed)
+    assert _layout_fingerprint(outer) == _layout_fingerprint(
+        dataclasses.make_dataclass("Outer", [("items", dict[str, inner])]))

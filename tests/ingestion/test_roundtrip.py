@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from edge_agent.agent import Agent
@@ -36,8 +37,8 @@ def test_pos_transaction_lands_in_transactions_and_items(agent: Agent, publisher
         "C00001", "till-1", 5.5, 2)
     assert sale["ts"] == "2026-11-21T09:30:00.000000Z"
     items = rows(db_path, "SELECT product_id, quantity, unit_price, discount "
-                          "FROM transaction_items WHERE transaction_id = ? ORDER BY line_no",
-                 event["transaction_id"])
+                          "FROM transaction_items WHERE sale_id = ? ORDER BY line_no",
+                 sale["sale_id"])
     assert [tuple(r) for r in items] == [("P000001", 2.0, 1.25, 0.0), ("P000777", 1.0, 3.5, 0.5)]
 
 
@@ -102,8 +103,12 @@ def test_events_keep_the_raw_payload_for_the_cloud_uplink(agent: Agent, publishe
     event = interaction_event(extra_field_from_newer_firmware="kept")
     publisher.event(event)
     wait_until(lambda: _stored(db_path, event["event_id"]), what="interaction")
-    (row,) = rows(db_path, "SELECT type, topic, payload FROM events WHERE event_id = ?",
+    (row,) = rows(db_path, "SELECT type, device_id, ts, body FROM events WHERE event_id = ?",
                   event["event_id"])
-    assert row["type"] == "interaction"
-    assert row["topic"] == "stores/store-t1/interaction/kiosk-2"
-    assert '"extra_field_from_newer_firmware":"kept"' in row["payload"]
+    assert (row["type"], row["device_id"], row["ts"]) == (
+        "interaction", "kiosk-2", "2026-11-21T09:30:00.000000Z")
+    body = orjson.loads(row["body"])
+    assert body["extra_field_from_newer_firmware"] == "kept"
+    assert body["product_id"] == event["product_id"]
+    # The envelope is in the columns, not stored twice.
+    assert not {"event_id", "store_id", "ts", "type"} & set(body)

@@ -20,13 +20,22 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: database open, broker connected, models loaded",
+@router.get("/readyz", summary="Readiness: database open, broker connected, messages being "
+                                 "committed, storage taking writes, models loaded",
             responses={503: {"description": "not ready; `checks` says what is missing"}})
 async def readyz(state: State) -> Any:
-    checks = {"database": _database_ok(state), "broker": state.ingest.connected,
+    health = state.ingest.health()
+    checks = {"database": _database_ok(state), "broker": health.broker,
+              "committing": health.committing, "storage": health.storage_ok,
               "models": state.models.current is not None}
-    ready = all(checks.values())
-    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+    ready = all(checks.values()) and health.failed is None
+    body = {"ready": ready, "checks": checks,
+            "storage": {"state": health.storage, "detail": health.storage_detail,
+                        "free_bytes": health.free_bytes},
+            "commit_wait_s": health.stall_s}
+    if health.failed is not None:
+        body["failed"] = health.failed
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
