@@ -5,14 +5,14 @@ it off.
 
 1. Bytes per event by type: N events of one type written through the ingestion writer into
    a fresh database, checkpointed; the file's growth divided by N (exact, whatever the
-   scale), split by table with SQLite's `dbstat`.
+   scale), split by table with SQLite's `dbstat` table (which the benchmark needs).
 2. A simulated store for `--days` days, time-compressed: every simulated day is written
    through the ingestion writer with its clock (and the events' `ts`) on that day, at
    `--scale` times a busy store's rates, and `purge_once` runs as the agent runs it (every
    `purge_interval_s / scale` simulated seconds, so each call deletes as many rows as the
    agent's would at full rates). The timeline ends at today's midnight (UTC). Sizes are
    extrapolated ×1/scale per table; per-product daily totals as at full rates, where every
-   product sells every day; catalog, customers, features and the WAL as measured.
+   product sells every day; catalog, customers, shopper features and the WAL as measured.
 3. The steady state at full rates with the default retention, a full 400 days of sales
    included, from the bytes per event of step 1. Goal: the level settles, and the estimate
    stays under 10 GB.
@@ -41,6 +41,7 @@ from edge_agent.demo.catalog import generate_catalog
 from edge_agent.demo.seed import seed_demo_data
 from edge_agent.demo.shoppers import generate_shoppers
 from edge_agent.demo.taxonomy import DEPARTMENTS
+from edge_agent.features.shopper import SaleLine, ShopperFeatures
 from edge_agent.settings import Settings, load_settings
 from edge_agent.simulator.pos import REGISTERS, pos_event
 from edge_agent.simulator.store import EXTRA_ZONES, LOOSE_UNIT_WEIGHT_G, SHELF_CAPACITIES, zone_id
@@ -56,6 +57,7 @@ from edge_agent.simulator.traffic import (
     Popularity,
 )
 from edge_agent.storage import open_database
+from edge_agent.storage.database import WAL_AUTOCHECKPOINT_PAGES
 from edge_agent.storage.event_writer import EventWriter, RawMessage
 from edge_agent.storage.retention import PurgeResult, purge_once
 from models.events import TYPE_TO_TOPIC_KIND, TimeBounds, event_to_json, topic_for
@@ -73,16 +75,19 @@ SAMPLE_EVENTS = {"shelf.reading": 20_000, "zone.traffic": 20_000, "presence": 20
                  "interaction": 20_000, "pos.transaction": 4_000}
 DEAD_LETTER_SAMPLE = 300
 GOAL_BYTES = 10e9
-# A level has settled when, over the second half of the run, it stays within this share.
+# A level has settled when, from twice the longest short retention on (day 14 with the
+# defaults), it stays within this share of itself.
 SETTLED_WITHIN = 0.05
 WRITER_LATENCY = timedelta(milliseconds=200)  # from an event's ts to the writer's clock
 DAY_S = 86_400
+SQLITE_PAGE_BYTES = 4096  # SQLite's default, which open_database keeps
 # Tables by how long their rows stay (extrapolated ×1/scale), and the rest.
 SHORT_KEPT = ("events", "zone_traffic", "presence", "dead_letters")
 LONG_KEPT = {"interactions": ("interactions",), "sales": ("transactions", "transaction_items")}
 DAILY_TOTALS = "product_daily_sales"
+FEATURES = "shopper_features"
 # One row per shelf, shopper or (product, day): bounded, whatever the number of events.
-BOUNDED = ("shelf_state", "shopper_features", DAILY_TOTALS)
+BOUNDED = ("shelf_state", FEATURES, DAILY_TOTALS)
 
 
 class Traffic:
@@ -167,18 +172,22 @@ def fresh_db(path: Path, traffic: Traffic) -> tuple[sqlite_utils.Database, Setti
     return db, settings
 
 
-def table_bytes(conn: sqlite3.Connection) -> dict[str, int] | None:
-    """Bytes on disk per table, its indexes included (None without SQLite's dbstat)."""
-    try:
-        rows = conn.execute("SELECT coalesce(m.tbl_name, s.name), sum(s.pgsize) FROM dbstat s"
-                            " LEFT JOIN sqlite_master m ON m.name = s.name"
-                            " GROUP BY 1").fetchall()
-    except sqlite3.OperationalError:
-        return None
-    sizes = dict(rows)
+def table_bytes(conn: sqlite3.Connection) -> dict[str, int]:
+    """Bytes on disk per table, its indexes included, and the free pages."""
+    sizes = dict(conn.execute(
+        "SELECT coalesce(m.tbl_name, s.name), sum(s.pgsize) FROM dbstat s"
+        " LEFT JOIN sqlite_master m ON m.name = s.name GROUP BY 1").fetchall())
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     sizes["(free pages)"] = conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
     return sizes
+
+
+def has_dbstat() -> bool:
+    try:
+        sqlite3.connect(":memory:").execute("SELECT count(*) FROM dbstat")
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 def file_bytes(path: Path) -> tuple[int, int]:
@@ -208,9 +217,8 @@ def measure_type(workdir: Path, traffic: Traffic, kind: str, count: int) -> dict
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     grown = file_bytes(path)[0] - before
     tables_after = table_bytes(conn)
-    by_table = ({t: (n - (tables_before or {}).get(t, 0)) / count
-                 for t, n in tables_after.items() if n != (tables_before or {}).get(t, 0)}
-                if tables_after is not None else {})
+    by_table = {t: (n - tables_before.get(t, 0)) / count
+                for t, n in tables_after.items() if n != tables_before.get(t, 0)}
     daily_rows = conn.execute(f"SELECT count(*) FROM {DAILY_TOTALS}").fetchone()[0]
     conn.close()
     path.unlink()
@@ -284,9 +292,6 @@ def level(conn: sqlite3.Connection, path: Path, day: int, scale: float,
     db_file, wal = file_bytes(path)
     row: dict[str, Any] = {"day": day, "file_mb": (db_file + wal) / 1e6, "wal_mb": wal / 1e6}
     tables = table_bytes(conn)
-    if tables is None:  # no dbstat: the whole file, scaled
-        row["total_gb"] = (db_file / scale + wal) / 1e9
-        return row
     days_kept = conn.execute(f"SELECT count(DISTINCT day) FROM {DAILY_TOTALS}").fetchone()[0]
     rows = conn.execute(f"SELECT count(*) FROM {DAILY_TOTALS}").fetchone()[0]
     daily = tables.pop(DAILY_TOTALS, 0)
@@ -295,7 +300,8 @@ def level(conn: sqlite3.Connection, path: Path, day: int, scale: float,
         groups[f"{name}_gb"] = sum(tables.pop(t, 0) for t in names) / scale
     groups["daily_totals_gb"] = daily / rows * products * days_kept if rows else 0.0
     groups["free_gb"] = tables.pop("(free pages)") / scale
-    groups["fixed_gb"] = sum(tables.values())  # catalog, customers, features, shelf state
+    groups["features_gb"] = tables.pop(FEATURES, 0)  # as measured: see features_bytes
+    groups["fixed_gb"] = sum(tables.values())  # catalog, customers, shelf state
     row.update({k: v / 1e9 for k, v in groups.items()})
     row["total_gb"] = sum(row[k] for k in groups) + wal / 1e9
     return row
@@ -303,13 +309,29 @@ def level(conn: sqlite3.Connection, path: Path, day: int, scale: float,
 
 def settled(levels: list[dict[str, Any]], key: str, after_day: float) -> float | None:
     """How far `key` moved over the reports after `after_day`, as a share of its level."""
-    values = [row[key] for row in levels if row["day"] > after_day and key in row]
+    values = [row[key] for row in levels if row["day"] > after_day]
     if len(values) < 2 or max(values) <= 0:
         return None
     return (max(values) - min(values)) / max(values)
 
 
-def estimate(sizes: dict[str, dict[str, Any]], settings: Settings, products: int,
+def features_bytes(traffic: Traffic, settings: Settings) -> tuple[int, int]:
+    """A shopper's features after the sales of `retention_sales_days` at full rates (their
+    state grows with the products they buy; random baskets from the store's popularity
+    make it an upper bound, as real shoppers come back for their staples)."""
+    sales = round(RATES["pos.transaction"] * (1 - WALK_IN_SHARE) * DAY_S
+                  * settings.retention_sales_days / CUSTOMERS)
+    category = {p.product_id: p.category for p in traffic.catalog}
+    features = ShopperFeatures()
+    for n in range(sales):
+        basket = {traffic.popularity.draw(traffic.rng).product_id
+                  for _ in range(LINES_PER_SALE)}
+        features.apply_sale(n * DAY_S / 6, [SaleLine(p, category[p], 1.0) for p in basket],
+                            30.0)
+    return sales, len(features.to_blob())
+
+
+def estimate(sizes: dict[str, dict[str, Any]], settings: Settings, traffic: Traffic,
              fixed_bytes: float) -> list[dict[str, Any]]:
     """Steady-state bytes at full rates with `settings`' retention, part by part."""
     parts = []
@@ -330,7 +352,7 @@ def estimate(sizes: dict[str, dict[str, Any]], settings: Settings, products: int
     daily_row = (sale["by_table"].get(DAILY_TOTALS, 0) * sale["events"]
                  / max(1, sale["daily_total_rows"]))
     parts.append({"part": "daily totals (every product, every day)",
-                  "per_s": products / DAY_S, "days": settings.retention_sales_days,
+                  "per_s": len(traffic.catalog) / DAY_S, "days": settings.retention_sales_days,
                   "bytes_each": daily_row})
     for part in parts:
         part["bytes"] = part["bytes_each"] * part["per_s"] * DAY_S * part["days"]
@@ -338,8 +360,12 @@ def estimate(sizes: dict[str, dict[str, Any]], settings: Settings, products: int
                                                 sizes["dead letter"]["file_bytes_per_event"])
     parts.append({"part": f"dead letters at the cap ({settings.dead_letter_max_rows:,},"
                           " oversized junk)", "bytes": dead * settings.dead_letter_max_rows})
-    parts.append({"part": "catalog, customers, features, shelf state", "bytes": fixed_bytes})
-    parts.append({"part": "WAL (wal_autocheckpoint)", "bytes": 10_000 * 4096})
+    sales_each, blob = features_bytes(traffic, settings)
+    parts.append({"part": f"shopper features ({CUSTOMERS:,} shoppers, {sales_each:,} sales"
+                          " each)", "bytes": blob * CUSTOMERS})
+    parts.append({"part": "catalog, customers, shelf state", "bytes": fixed_bytes})
+    parts.append({"part": "WAL (wal_autocheckpoint)",
+                  "bytes": WAL_AUTOCHECKPOINT_PAGES * SQLITE_PAGE_BYTES})
     return parts
 
 
@@ -354,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.scale <= 1 or args.days < 1:
         parser.error("--scale must be in (0, 1] and --days at least 1")
+    if not has_dbstat():
+        parser.error("needs SQLite's dbstat table (SQLITE_ENABLE_DBSTAT_VTAB), which"
+                     " python.org's and Debian's Pythons have")
     settings = load_settings(store_id=STORE)
     # The dead-letter sample would log a warning per message.
     logging.getLogger("edge_agent.storage.event_writer").setLevel(logging.ERROR)
@@ -369,8 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         log("bytes per event measured; simulating the store")
         levels, purge = simulate(workdir, traffic, args.days, args.scale, args.report_every,
                                  log)
-    parts = estimate(sizes, settings, len(traffic.catalog),
-                     levels[-1].get("fixed_gb", 0.0) * 1e9)
+    parts = estimate(sizes, settings, traffic, levels[-1]["fixed_gb"] * 1e9)
     total = sum(p["bytes"] for p in parts)
     short_after = 2 * max(settings.retention_events_days, settings.retention_sensor_days)
     moved = {key: settled(levels, key, short_after) for key in ("short_kept_gb", "total_gb")}
@@ -396,27 +424,31 @@ def report(args: argparse.Namespace, sizes: dict[str, dict[str, Any]],
     print("|---|---|---|---|---|---|---|")
     for s in sizes.values():
         by_table = s["by_table"]
-        own = {t: b for t, b in by_table.items() if t not in ("events", *BOUNDED)}
+        own = {t: b for t, b in by_table.items()
+               if t not in ("events", "(free pages)", *BOUNDED)}
         bounded = sum(by_table.get(t, 0) for t in BOUNDED)
         print(f"| {s['type']} | {s['events']:,} | {s['file_bytes_per_event']:,.0f} |"
               f" {by_table.get('events', 0):,.0f} | {sum(own.values()):,.0f} | "
               + (", ".join(f"{t} {b:,.0f}" for t, b in sorted(own.items(), key=lambda x: -x[1]))
                  or "–") + f" | {bounded:,.0f} |")
-    print("\n(bounded state: shelf_state, shopper_features, product_daily_sales rows, one per"
-          " shelf, shopper or product and day: they stop growing, whatever the events.)")
+    print("\n(bounded state: shelf_state, shopper_features, product_daily_sales: a row per"
+          " shelf, shopper, or product and day, however many events; a shopper's features do"
+          " grow with the products they buy, which the estimate below counts.)")
     rates = ", ".join(f"{k} {v:g}/s" for k, v in RATES.items())
     print(f"\nSimulated store, {args.days} days at {args.scale:g}× of {rates}"
           f" ({LINES_PER_SALE} lines a sale, {CUSTOMERS:,} customers), default retention."
           f" Measured sizes are at {args.scale:g}×; GB columns are extrapolated"
-          f" ×1/scale = ×{1 / args.scale:g} (bytes per event are exact):\n")
+          f" ×1/scale = ×{1 / args.scale:g} (bytes per event are exact), but for shopper"
+          " features, catalog and customers, as measured:\n")
     print("| day | file+WAL MB measured | events, sensors, dead letters GB | interactions GB"
-          " | sales GB | daily totals GB | free pages GB | rest GB | total GB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          " | sales GB | daily totals GB | free pages GB | features GB | catalog, customers GB"
+          " | total GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in levels:
         print(f"| {row['day']} | {row['file_mb']:,.1f} | "
-              + " | ".join(f"{row.get(k, float('nan')):.2f}" for k in (
+              + " | ".join(f"{row[k]:.2f}" for k in (
                   "short_kept_gb", "interactions_gb", "sales_gb", "daily_totals_gb",
-                  "free_gb", "fixed_gb", "total_gb")) + " |")
+                  "free_gb", "features_gb", "fixed_gb", "total_gb")) + " |")
     print(f"\nPurge: {purge['purge_calls']:,} calls, {purge['purge_transactions']:,}"
           f" transactions, {purge['rows_purged']:,} rows; longest transaction"
           f" {purge['longest_purge_transaction_ms']:.1f} ms (its commit included, and the WAL"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -12,9 +13,12 @@ import sqlite_utils
 
 from edge_agent.demo.catalog import Product
 from edge_agent.demo.shoppers import Shopper
-from models.events import format_ts
+from edge_agent.masterdata import apply_records
 
 logger = logging.getLogger(__name__)
+# The demo's records are the oldest version: an operator's import (versioned by its time)
+# always wins over them.
+DEMO_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,8 @@ def product_row(product: Product) -> dict[str, Any]:
         "price": product.price,
         "size": product.size,
         "temperature_zone": product.temperature_zone,
-        "allergens": json.dumps(list(product.allergens)),
-        "diets": json.dumps(list(product.diets)),
-        "active": 1,
+        "allergens": list(product.allergens),
+        "diets": list(product.diets),
     }
 
 
@@ -44,19 +47,21 @@ def customer_row(shopper: Shopper) -> dict[str, Any]:
         "customer_id": shopper.customer_id,
         "loyalty_number": shopper.loyalty_number,
         "household_size": shopper.household_size,
-        "consent_personalization": int(shopper.consent_personalization),
-        "consent_staff_assist": int(shopper.consent_staff_assist),
-        "dietary_restrictions": json.dumps(list(shopper.dietary_restrictions)),
-        "allergens": json.dumps(list(shopper.allergens)),
-        "created_at": format_ts(shopper.created_at),
+        "consent_personalization": shopper.consent_personalization,
+        "consent_staff_assist": shopper.consent_staff_assist,
+        "dietary_restrictions": list(shopper.dietary_restrictions),
+        "allergens": list(shopper.allergens),
     }
 
 
 def seed_demo_data(db: sqlite_utils.Database, catalog: Sequence[Product],
                    shoppers: Sequence[Shopper]) -> SeedResult:
-    """Upsert every product and customer in one transaction; running it again changes nothing."""
-    with db.atomic():
-        db["products"].upsert_all((product_row(p) for p in catalog), pk="product_id")
-        db["customers"].upsert_all((customer_row(s) for s in shoppers), pk="customer_id")
+    """Apply the demo catalog and shoppers through the master-data path, as an operator's
+    import would; running it again changes nothing."""
+    for kind, rows in (("catalog", [product_row(p) for p in catalog]),
+                       ("customers", [customer_row(s) for s in shoppers])):
+        digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+        apply_records(db.conn, kind, list(enumerate(rows, start=1)), version=DEMO_VERSION,
+                      batch_id=f"demo:{kind}:{digest}")
     logger.info("seeded %d products and %d customers", len(catalog), len(shoppers))
     return SeedResult(products=len(catalog), customers=len(shoppers))

@@ -124,9 +124,12 @@ def _writer_main(batches: Connection, results: Connection) -> None:
     # sends None after the last batch), so an interrupt must not cut a commit short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        settings = settings_from_json(batches.recv())
+        first = batches.recv()
     except EOFError:
         return
+    if not isinstance(first, str):  # stopped before it was told anything
+        return
+    settings = settings_from_json(first)
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s writer-%(process)d %(name)s: "
                                "%(message)s")

@@ -215,3 +215,17 @@ def _compact_events_and_sales(db: sqlite_utils.Database) -> None:
     conn.execute("ALTER TABLE dead_letters ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE dead_letters ADD COLUMN last_at TEXT")
     conn.execute("CREATE UNIQUE INDEX dead_letters_digest ON dead_letters (digest)")
+
+
+@migration(6, "master data: per-record versions, the batches applied, erased shoppers")
+def _master_data(db: sqlite_utils.Database) -> None:
+    conn = db.conn
+    # A record from an older batch (a late downlink message) never overwrites a newer one.
+    conn.execute("ALTER TABLE products ADD COLUMN md_version INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE customers ADD COLUMN md_version INTEGER NOT NULL DEFAULT 0")
+    # A batch (a file import, a downlink message) applied twice changes nothing the second time.
+    conn.execute("CREATE TABLE master_data_batches (batch_id TEXT PRIMARY KEY, kind TEXT NOT"
+                 " NULL, version INTEGER NOT NULL, records INTEGER NOT NULL,"
+                 " applied_at TEXT NOT NULL)")
+    conn.execute("CREATE TABLE erased_customers (customer_id TEXT PRIMARY KEY,"
+                 " erased_at TEXT NOT NULL)")

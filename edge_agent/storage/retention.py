@@ -21,16 +21,19 @@ What is kept, and for how long (the settings; docs/storage.md has the defaults a
   `retention_sales_days`, by `ts` and `day`.
 
 Events go by when they arrived, not by their `ts`: a back-filled history (a till back
-online, a dataset replay) carries old timestamps and must stay until it has been kept, and
-uplinked, for the retention period. Not purged: one-row-per-thing state (shelf_state,
+online, a dataset replay) carries old timestamps, and must stay for the retention period
+after it arrived (the uplink has yet to send it). Not purged: one-row-per-thing state (shelf_state,
 shopper_features, products, customers).
 
-Every purge statement selects its rows through an index, so a batch costs the same however
-big the table (`tests/test_retention.py` checks the plans).
+A purge statement should find its rows through an index on its condition, so that a batch
+costs the same however big the table (`tests/test_retention.py` checks the plans). Not yet
+for zone_traffic, presence and interactions: they have no index on `ts` alone, so their
+batches scan a (zone_id, ts) or (customer_id, ts) index, inside the write transaction.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections import Counter
@@ -40,6 +43,8 @@ from datetime import datetime, timedelta
 
 from edge_agent.settings import Settings
 from models.events import format_ts
+
+logger = logging.getLogger(__name__)
 
 # Rows one purge transaction deletes from a table. On the 2-core development machine the
 # DELETE of 2,000 events with their index entries takes ~5 ms (13 ms at worst) and its
@@ -123,7 +128,7 @@ def purge_once(conn: sqlite3.Connection, settings: Settings, now: datetime,
         raise ValueError("purge_once needs PRAGMA foreign_keys = ON (open_database sets it)")
     started = time.monotonic()
     result = PurgeResult()
-    pending = purge_steps(conn, settings, now)
+    pending = purge_steps(settings, now)
     first_round = True
     while pending and not result.more:
         for step in list(pending):
@@ -137,8 +142,7 @@ def purge_once(conn: sqlite3.Connection, settings: Settings, now: datetime,
     return result
 
 
-def purge_steps(conn: sqlite3.Connection, settings: Settings, now: datetime
-                ) -> list[PurgeStep]:
+def purge_steps(settings: Settings, now: datetime) -> list[PurgeStep]:
     """The purge's statements at `now`, in the order a round runs them."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -193,7 +197,10 @@ def _delete_batch(conn: sqlite3.Connection, step: PurgeStep, batch_rows: int,
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:  # SQLite may already have rolled back (disk full, I/O)
-            conn.execute("ROLLBACK")
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # would hide the error that matters
+                logger.exception("rollback of a purge batch failed")
         raise
     held = time.monotonic() - began
     result.transactions += 1
