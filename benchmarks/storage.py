@@ -13,8 +13,8 @@ it off.
    agent's would at full rates). The timeline ends at today's midnight (UTC). Sizes are
    extrapolated ×1/scale per table; per-product daily totals as at full rates, where every
    product sells every day; catalog, customers, shopper features and the WAL as measured.
-3. The steady state at full rates with the default retention, a full 400 days of sales
-   included, from the bytes per event of step 1. Goal: the level settles, and the estimate
+3. The steady state at full rates with the default retention, a full `retention_sales_days`
+   of sales included, from the bytes per event of step 1. Goal: the level settles, and the estimate
    stays under 10 GB.
 """
 
@@ -468,8 +468,10 @@ def report(args: argparse.Namespace, sizes: dict[str, dict[str, Any]],
           f" letters moved {100 * short:.1f}% after day {short_after:g}" if short is not None
           else f"\nLevels off: run too short to tell (needs more than {short_after:g} days)")
     if short is not None and levels:
+        defaults = Settings.model_construct()
         print(f"(the whole file moved {100 * (moved['total_gb'] or 0):.1f}%: interactions,"
-              " kept 90 days, and sales, kept 400, grow until their retention; the estimate"
+              f" kept {defaults.retention_interactions_days:g} days, and sales, kept"
+              f" {defaults.retention_sales_days:g}, grow until their retention; the estimate"
               " counts them in full).")
     print(f"Goal (levels off, and under {GOAL_BYTES / 1e9:.0f} GB with a year of sales):"
           f" {'met' if levels_off and total < GOAL_BYTES else 'NOT met'}"

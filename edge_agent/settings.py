@@ -124,13 +124,14 @@ class Settings(BaseSettings):
     # back online, a history back-fill, a dataset replay) are fine down to earliest_event_ts.
     earliest_event_ts: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
     max_clock_ahead_s: float = Field(default=300.0, ge=0, le=86_400)
-    # Retention (edge_agent/storage/retention.py): the raw event log, sensor history and
-    # dead letters are kept for days, sales for a year (the models learn yearly rhythms),
-    # kiosk interactions for a quarter. docs/storage.md has the sizes this gives.
-    retention_events_days: float = Field(default=3.0, gt=0)
+    # Retention (edge_agent/storage/retention.py): the raw event log (the uplink's outbox
+    # and the duplicate check's window: a redelivery comes within seconds) for a day, sensor
+    # history for a week, kiosk interactions for a month, sales for a year (the models learn
+    # yearly rhythms). docs/storage.md has the sizes this gives at a busy store's rates.
+    retention_events_days: float = Field(default=1.0, gt=0)
     retention_sensor_days: float = Field(default=7.0, gt=0)
-    retention_interactions_days: float = Field(default=90.0, gt=0)
-    retention_sales_days: float = Field(default=400.0, gt=0)
+    retention_interactions_days: float = Field(default=30.0, gt=0)
+    retention_sales_days: float = Field(default=366.0, gt=0)
     retention_dead_letters_days: float = Field(default=14.0, gt=0)
     purge_interval_s: float = Field(default=60.0, gt=0)
     # Free space on the database's filesystem below which the agent raises the "storage

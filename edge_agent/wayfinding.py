@@ -26,6 +26,7 @@ class StoreMap:
         self.base = RoutePlanner.for_layout(layout_name_or_path)
         self.planner = self.base
         self._lock = threading.Lock()
+        self._place_of_node = _place_names(self.base.layout)
 
     @property
     def layout(self) -> Layout:
@@ -43,6 +44,25 @@ class StoreMap:
 
     def plan(self, items: list[tuple[str, str]], avoid_congestion: bool = True) -> Route:
         return self.planner.plan(items, avoid_congestion=avoid_congestion)
+
+    def shelf_location(self, shelf_id: str) -> str | None:
+        """Where a shelf of this layout is, in words on the store's signs ("Aisle 3");
+        None for a shelf id the layout does not have (a sensor's own id)."""
+        shelf = self.layout.shelves.get(shelf_id)
+        if shelf is None:
+            return None
+        return shelf.name or self._place_of_node.get(shelf.node)
+
+    def category_location(self, category: str | None) -> str | None:
+        """Where a category is stocked, in words ("Aisle 3"); the first shelf listed when
+        several hold it. None when no shelf of the layout holds it."""
+        shelves = self.layout.shelves_for(category) if category else ()
+        return self.shelf_location(shelves[0].id) if shelves else None
+
+    def locate(self, shelf_id: str | None, category: str | None) -> str | None:
+        """A shelf's place, by its id when the layout knows it, else by what it stocks."""
+        return (self.shelf_location(shelf_id) if shelf_id else None) or \
+            self.category_location(category)
 
     def zone_categories(self, zone_id: str) -> tuple[str, ...] | None:
         """Categories on the shelves of a zone; None for a zone this layout lacks."""
@@ -70,3 +90,14 @@ class StoreMap:
                            "y": nodes[a.node].y} for a in layout.checkouts.values()],
             "zones": [{"id": z.id, "name": z.name} for z in layout.zones.values()],
         }
+
+
+def _place_names(layout: Layout) -> dict[str, str]:
+    """Node id -> the name of the smallest named zone holding it: an aisle rather than the
+    cross-aisle that also touches its end."""
+    named = sorted((z for z in layout.zones.values() if z.name), key=lambda z: len(z.nodes))
+    places: dict[str, str] = {}
+    for zone in named:
+        for node in zone.nodes:
+            places.setdefault(node, zone.name)
+    return places

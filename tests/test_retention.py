@@ -281,16 +281,9 @@ def test_the_writer_keeps_committing_during_a_long_purge(
     assert max(waits) < outcome[0].seconds / 4, (max(waits), outcome[0].seconds)
 
 
-# The three sensor tables have only (zone_id, ts) / (customer_id, ts) indexes: their purge
-# scans a whole index until an index on ts alone is added.
-MISSING_TS_INDEX = pytest.mark.xfail(strict=True, reason="needs an index on ts alone")
-
-
 @pytest.mark.parametrize("table", [
-    "events", "dead_letters", "transactions", "product_daily_sales",
-    pytest.param("zone_traffic", marks=MISSING_TS_INDEX),
-    pytest.param("presence", marks=MISSING_TS_INDEX),
-    pytest.param("interactions", marks=MISSING_TS_INDEX),
+    "events", "dead_letters", "transactions", "product_daily_sales", "zone_traffic",
+    "presence", "interactions",
 ])
 def test_each_batch_finds_its_rows_through_an_index(
         db: sqlite_utils.Database, settings: Settings, table: str) -> None:

@@ -1,20 +1,42 @@
-"""API keys with roles. No key: 401. A key whose role may not use the endpoint: 403."""
+"""API keys with roles. No key, or one this store did not issue: 401. A key whose role may
+not use the endpoint: 403. Both answer in the one error shape (`edge_agent.api.errors`)."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from edge_agent.api.errors import ServingError
 from edge_agent.settings import ApiKey, Role
 
 API_KEY_HEADER = "X-API-Key"
 _header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                        description="A key issued to a kiosk, display, staff device or admin")
+
+
+def _shortest_key() -> int:
+    """The shortest key the settings accept (ApiKey's own rule, so the two cannot drift)."""
+    return next((int(rule.min_length) for rule in ApiKey.model_fields["key"].metadata
+                 if hasattr(rule, "min_length")), 0)
+
+
+MIN_KEY_LENGTH = _shortest_key()
+
+
+class NotSignedIn(ServingError):
+    status_code = 401
+    code = "unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": API_KEY_HEADER}
+
+
+class NotPermitted(ServingError):
+    status_code = 403
+    code = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -39,12 +61,18 @@ class KeyRing:
 
 async def _caller(request: Request, presented: Annotated[str | None, Security(_header)]) -> Caller:
     if not presented:
-        raise HTTPException(401, detail=f"missing {API_KEY_HEADER} header",
-                            headers={"WWW-Authenticate": API_KEY_HEADER})
+        raise NotSignedIn(f"send this device's API key in the {API_KEY_HEADER} header",
+                          reason="missing_key")
+    if len(presented) < MIN_KEY_LENGTH:
+        # The minimum is no secret (it is in the docs); a key cut short when it was copied
+        # into a device's settings is the usual cause.
+        raise NotSignedIn(
+            f"the API key sent is {len(presented)} characters long, but every key is at "
+            f"least {MIN_KEY_LENGTH}: it was probably cut short when it was copied",
+            reason="key_too_short")
     caller = request.app.state.serving.keyring.lookup(presented)
     if caller is None:
-        raise HTTPException(401, detail="unknown API key",
-                            headers={"WWW-Authenticate": API_KEY_HEADER})
+        raise NotSignedIn("this API key is not one this store issued", reason="unknown_key")
     return caller
 
 
@@ -54,7 +82,8 @@ def allow(*roles: Role) -> Callable[..., Awaitable[Caller]]:
 
     async def check(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
         if caller.role not in permitted:
-            raise HTTPException(403, detail=f"a {caller.role} key may not use this endpoint")
+            raise NotPermitted(f"a {caller.role} key may not use this endpoint",
+                               role=caller.role)
         return caller
 
     return check

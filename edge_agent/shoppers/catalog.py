@@ -45,6 +45,12 @@ def products_by_id(conn: sqlite3.Connection, product_ids: Iterable[str]) -> dict
             for pid in ids}
 
 
+def active_products(conn: sqlite3.Connection) -> dict[str, Product]:
+    """Every active product (stock not read: `in_stock` is True on all; ask
+    :func:`products_by_id` for the ones you show). Shared per database: do not change it."""
+    return _catalog(conn)
+
+
 def _catalog(conn: sqlite3.Connection) -> dict[str, Product]:
     path = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
     (version,) = conn.execute("SELECT version FROM catalog_version").fetchone()

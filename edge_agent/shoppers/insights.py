@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from edge_agent.modeling.loaded import LoadedModels
+from edge_agent.shoppers import words
 from edge_agent.shoppers.profile import Profile
 
 DAY_S = 86400.0
@@ -21,7 +22,7 @@ class Insights:
     visits_per_week: float | None
     average_basket: float | None
     last_visit: datetime | None
-    favourite_categories: tuple[str, ...]
+    favourite_categories: tuple[str, ...]  # as read in a sentence: "baby products"
     dietary_restrictions: tuple[str, ...]
     allergens: tuple[str, ...]
     household_size: int | None
@@ -44,6 +45,7 @@ def shopper_insights(profile: Profile, models: LoadedModels | None, now: datetim
         average_basket=round(trips.spend / trips.trips, 2),
         last_visit=None if math.isnan(trips.last_ts) else datetime.fromtimestamp(
             trips.last_ts, UTC),
-        favourite_categories=tuple(name for name, _ in favourites[:TOP_CATEGORIES]),
+        favourite_categories=tuple(words.category_noun(name)
+                                   for name, _ in favourites[:TOP_CATEGORIES]),
         dietary_restrictions=profile.dietary_restrictions, allergens=profile.allergens,
         household_size=profile.household_size)

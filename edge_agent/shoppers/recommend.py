@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from edge_agent.shoppers import words
 from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
 from models.events import format_ts
@@ -23,6 +24,10 @@ CANDIDATES = 60
 MAX_PER_CATEGORY = 2
 # Popularity window for shoppers who get non-personal results.
 POPULAR_DAYS = 7
+# A suggestion is something to pick up: never what the shopper already bought today. A
+# rolling day rather than the calendar's, since the store's time zone is not known here
+# (and a product bought last night is in the cupboard just the same).
+BOUGHT_RECENTLY_S = DAY_S
 
 
 class Ranker(Protocol):
@@ -51,10 +56,11 @@ def personal_recommendations(conn: sqlite3.Connection, profile: Profile,
     assert profile.features is not None
     state = profile.features.baskets
     products = products_by_id(conn, [pid for pid, _ in ranked])
+    just_bought = bought_recently(profile, now)
     chosen = []
     for product_id, score in ranked:
         product = products.get(product_id)
-        if product is None or not _allowed(product, profile):
+        if product is None or product_id in just_bought or not _allowed(product, profile):
             continue
         history = state.items.get(product_id)
         reason, tags = _why(product, history, now)
@@ -75,14 +81,18 @@ def popular_products(conn: sqlite3.Connection, now: datetime) -> list[tuple[str,
 
 
 def popular_recommendations(conn: sqlite3.Connection, popular: list[tuple[str, float]],
-                            limit: int, profile: Profile | None = None) -> list[Recommendation]:
-    """Non-personal: `popular` (from :func:`popular_products`) that is in stock (diet still
-    applies when the shopper has consented to us knowing it)."""
+                            limit: int, profile: Profile | None = None,
+                            now: datetime | None = None) -> list[Recommendation]:
+    """Non-personal: `popular` (from :func:`popular_products`) that is in stock (diet, and
+    not what they bought today, still apply when the shopper has consented to us knowing
+    it)."""
     products = products_by_id(conn, [pid for pid, _ in popular])
+    personal = profile is not None and profile.consent_personalization
+    just_bought = bought_recently(profile, now) if personal and profile is not None else set()
     chosen = []
     for product_id, share in popular:
         product = products.get(product_id)
-        if product is None or not product.in_stock:
+        if product is None or not product.in_stock or product_id in just_bought:
             continue
         if profile is not None and profile.consent_personalization and not _allowed(
                 product, profile):
@@ -92,22 +102,30 @@ def popular_recommendations(conn: sqlite3.Connection, popular: list[tuple[str, f
     return _diverse(chosen, limit)
 
 
+def bought_recently(profile: Profile | None, now: datetime | None) -> set[str]:
+    """Products the shopper bought within :data:`BOUGHT_RECENTLY_S` of `now`."""
+    if profile is None or profile.features is None or now is None:
+        return set()
+    since = now.timestamp() - BOUGHT_RECENTLY_S
+    return {pid for pid, history in profile.features.baskets.items.items()
+            if math.isfinite(history.last_t) and history.last_t >= since}
+
+
 def _allowed(product: Product, profile: Profile) -> bool:
     return product.in_stock and product.suits(profile.dietary_restrictions, profile.allergens)
 
 
 def _why(product: Product, history: object, now: datetime) -> tuple[str, tuple[str, ...]]:
     if history is None:
-        return (f"Shoppers with baskets like yours buy this {product.category}",
-                ("new-for-you",))
+        return ("Shoppers with baskets like yours often buy this", ("new-for-you",))
     count = history.count  # type: ignore[attr-defined]
     first_t, last_t = history.first_t, history.last_t  # type: ignore[attr-defined]
     since_days = round((now.timestamp() - last_t) / DAY_S) if math.isfinite(last_t) else None
     if count >= 2 and math.isfinite(first_t) and last_t > first_t:
         gap = max(1, round((last_t - first_t) / DAY_S / (count - 1)))
         due = since_days is not None and since_days >= gap
-        when = f"last bought {since_days} days ago" if since_days else "last bought today"
-        return (f"You buy this about every {gap} days; {when}",
+        when = f"last bought {words.ago(since_days or 0)}"
+        return (f"You buy this about {words.every(gap)}; {when}",
                 ("usual", "due") if due else ("usual",))
     return ("You bought this before", ("bought-before",))
 

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from edge_agent.modeling.loaded import LoadedModels
+from edge_agent.shoppers import words
 from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
 
 DAY_S = 86400.0
 # On the list when the predicted median is within this many days ("upcoming"); urgent when
 # the model's urgency (the chance of buying the category within the coming week) reaches
-# this, or it is due today: "you buy milk about every 6 days; it's been 7".
+# this, or it is due today, or the shopper's own habit is overdue: "you buy milk about
+# every 6 days; it's been 7".
 UPCOMING_DAYS = 7.0
 URGENT_AT = 0.75
 DUE_NOW_DAYS = 0.5
@@ -80,14 +82,28 @@ def shopping_list(conn: sqlite3.Connection, profile: Profile,
         return []
     usual = _usual_products(conn, profile)
     items = []
-    for timing in timings:
+    for timing in sorted(timings, key=lambda t: (-overdue(t), -t.urgency, t.category)):
         product = usual.get(timing.category)
         if product is None:
             continue
-        urgent = timing.urgency >= URGENT_AT or timing.days_until <= DUE_NOW_DAYS
+        urgent = (timing.urgency >= URGENT_AT or timing.days_until <= DUE_NOW_DAYS
+                  or overdue(timing) >= 1.0)
         items.append(ListItem(product, timing, "urgent" if urgent else "upcoming",
                               _reason(product.category, timing)))
     return items
+
+
+def overdue(timing: CategoryTiming) -> float:
+    """How far through their own cycle the shopper is: days since the last purchase over the
+    usual days between purchases (1 is due today, 4 is three cycles late). The list is in
+    this order, most overdue first: cheese bought every 3 days and last 14 days ago comes
+    before milk bought weekly and last 6 days ago, whatever the model thinks of the lapse.
+    Without a usual gap, the model's prediction stands in."""
+    gap = timing.typical_gap_days
+    if gap is None or math.isnan(gap) or gap <= 0:
+        return timing.days_since_last / max(timing.days_since_last + timing.days_until,
+                                            DUE_NOW_DAYS)
+    return timing.days_since_last / gap
 
 
 def _usual_products(conn: sqlite3.Connection, profile: Profile) -> dict[str, Product]:
@@ -108,10 +124,9 @@ def _usual_products(conn: sqlite3.Connection, profile: Profile) -> dict[str, Pro
 
 
 def _reason(category: str, timing: CategoryTiming) -> str:
-    since = round(timing.days_since_last)
-    since_text = "today" if since == 0 else f"{since} day{'s' if since != 1 else ''} ago"
+    noun = words.category_noun(category)
+    since = words.ago(round(timing.days_since_last))
     if timing.typical_gap_days is None or math.isnan(timing.typical_gap_days):
-        return f"You last bought {category} {since_text}."
+        return f"You last bought {noun} {since}."
     gap = max(1, round(timing.typical_gap_days))
-    return (f"You buy {category} about every {gap} day{'s' if gap != 1 else ''}; "
-            f"last bought {since_text}.")
+    return f"You buy {noun} about {words.every(gap)}; last bought {since}."

@@ -209,6 +209,10 @@ def _compact_events_and_sales(db: sqlite_utils.Database) -> None:
     conn.execute("DROP TABLE transactions_v1")
     conn.execute("CREATE INDEX transactions_customer_ts ON transactions (customer_id, ts)")
     conn.execute("CREATE INDEX transactions_ts ON transactions (ts)")
+    # Retention deletes the oldest rows of the sensor tables in small batches: each batch
+    # must find them through an index, not by scanning a (zone, ts) index inside the lock.
+    for table in ("zone_traffic", "presence", "interactions"):
+        conn.execute(f"CREATE INDEX {table}_ts ON {table} (ts)")
 
     # A retained or repeating bad message costs one row, whatever it is sent again.
     conn.execute("ALTER TABLE dead_letters ADD COLUMN digest BLOB")

@@ -1,18 +1,19 @@
-"""Product answers: similar products (a substitute for an empty shelf, an alternative that
-suits a diet)."""
+"""Product answers: finding a product by name, similar products (a substitute for an empty
+shelf, an alternative that suits a diet)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.errors import UnknownProduct
 from edge_agent.api.personal import shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
+from edge_agent.queries.product_search import MAX_QUERY_CHARS, search_products
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.catalog import Product
 from edge_agent.shoppers.similar import ProductNotFound, similar_products
@@ -35,10 +36,34 @@ class ProductOut(BaseModel):
                    price=product.price, in_stock=product.in_stock)
 
 
+class FoundProduct(ProductOut):
+    location: str | None = Field(description='where it is stocked, in words ("Aisle 3")')
+
+
+class SearchResponse(BaseModel):
+    query: str
+    items: list[FoundProduct]
+
+
 class SimilarResponse(BaseModel):
     product: ProductOut
     similar: list[ProductOut]
     filtered_for_diet: bool
+
+
+@router.get("/search", response_model=SearchResponse,
+            summary="Find products by name, category or code; where each is stocked")
+async def search(state: State,
+                 _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))],
+                 q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_CHARS,
+                                         description='words of the name ("semi skimmed"), '
+                                                     'a category ("milk") or a product code')],
+                 limit: Annotated[int, Query(ge=1, le=50)] = 10) -> SearchResponse:
+    found = search_products(state.reads.get(), q, limit)
+    where = state.store_map.category_location
+    return SearchResponse(query=q, items=[
+        FoundProduct(**ProductOut.of(p).model_dump(), location=where(p.category))
+        for p in found])
 
 
 @router.get("/{product_id}/similar", response_model=SimilarResponse,

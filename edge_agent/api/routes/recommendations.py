@@ -72,7 +72,8 @@ async def get_recommendations(
     if len(found) < count:
         # Too few the ranker knows (a new catalog, an old model): top up with favourites.
         shown = {r.product.product_id for r in found}
-        found += [r for r in popular_recommendations(conn, popular(state), count, profile)
+        found += [r for r in popular_recommendations(conn, popular(state), count, profile,
+                                                       now)
                   if r.product.product_id not in shown][:count - len(found)]
     version = models.version if personal and models is not None else None
     return RecommendationsResponse(

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.personal import shopper_errors
@@ -24,6 +24,9 @@ State = Annotated[ServingState, Depends(serving_state)]
 
 class RestockAlertOut(BaseModel):
     shelf_id: str
+    location: str | None = Field(description='where the shelf is, in words ("Aisle 3"): '
+                                             "the layout's shelf, or where its product's "
+                                             "category is stocked")
     product_id: str
     name: str | None
     category: str | None
@@ -46,7 +49,9 @@ async def get_restock_alerts(state: State,
                            "alert at or below this share of capacity"))] = 0.2,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50) -> RestockAlertsResponse:
     alerts = restock_alerts(state.reads.get(), below, limit)
-    return RestockAlertsResponse(alerts=[RestockAlertOut(**asdict(a)) for a in alerts])
+    where = state.store_map.locate
+    return RestockAlertsResponse(alerts=[
+        RestockAlertOut(**asdict(a), location=where(a.shelf_id, a.category)) for a in alerts])
 
 
 class InsightsOut(BaseModel):

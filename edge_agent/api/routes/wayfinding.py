@@ -12,6 +12,7 @@ from edge_agent.api.personal import consenting_profile, current_models, timings
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers.timing import shopping_list
+from edge_agent.wayfinding import StoreMap
 from models.events import MAX_ID_LENGTH, utc_now
 from store_layouts import Route
 
@@ -35,6 +36,7 @@ class RouteStopOut(BaseModel):
     y: float
     temperature: str
     shelves: list[str]
+    location: str | None = Field(description='where the stop is, in words ("Aisle 3")')
     items: list[RouteItemOut]
     distance_from_previous_m: float
 
@@ -64,8 +66,11 @@ class RouteRequest(BaseModel):
     avoid_congestion: bool = True
 
 
-def _route_out(route: Route, unknown: list[str]) -> RouteOut:
+def _route_out(store_map: StoreMap, route: Route, unknown: list[str]) -> RouteOut:
     data: dict[str, Any] = route.to_dict()
+    for stop in data["stops"]:
+        stop["location"] = next(filter(None, map(store_map.shelf_location, stop["shelves"])),
+                                None)
     data["not_found"] = [*data["not_found"], *({"item_id": pid, "category": None,
                                                 "reason": NOT_IN_CATALOG} for pid in unknown)]
     return RouteOut(**data)
@@ -80,7 +85,7 @@ def plan_for_products(state: ServingState, product_ids: list[str],
         f"SELECT product_id, category FROM products WHERE product_id IN ({marks})", ids))
     items = [(pid, categories[pid]) for pid in ids if pid in categories]
     route = state.store_map.plan(items, avoid_congestion=avoid_congestion)
-    return _route_out(route, [pid for pid in ids if pid not in categories])
+    return _route_out(state.store_map, route, [pid for pid in ids if pid not in categories])
 
 
 @router.get("/store/map", summary="The store's map: outline, fixtures, shelves, doors, zones")
@@ -109,5 +114,5 @@ async def route_for_shopping_list(
     profile = consenting_profile(state, customer_id)
     items = shopping_list(conn, profile, timings(state, profile, models, utc_now()))
     if not items:
-        return _route_out(state.store_map.plan([]), [])
+        return _route_out(state.store_map, state.store_map.plan([]), [])
     return plan_for_products(state, [item.product.product_id for item in items])
