@@ -79,3 +79,8 @@ export function el(tag, attributes = {}, ...children) {
 export function timeOfDay(date = new Date()) {
   return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
+
+// "1 stop", "3 stops", "0 stops".
+export function plural(count, singular, pluralForm = `${singular}s`) {
+  return `${count} ${count === 1 ? singular : pluralForm}`;
+}

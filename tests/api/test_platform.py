@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from edge_agent.api.app import create_app
 from edge_agent.broker import MosquittoBroker
-from tests.api.conftest import Store
+from edge_agent.settings import load_settings
+from tests.api.conftest import KEYS, Store, seed_catalog
 from tests.conftest import require_component
-from tests.ingestion.conftest import pos_event, wait_until
+from tests.ingestion.conftest import STORE, pos_event, wait_until
 
 
 def test_liveness_and_readiness(store: Store) -> None:
@@ -73,3 +77,21 @@ def test_invalid_parameter_is_422_naming_the_field(store: Store, params: dict,
     assert response.status_code == 422
     body = response.json()["error"]
     assert body["code"] == "invalid_request" and field in body["fields"]
+
+
+def test_a_new_store_without_models_is_ready_and_says_it_serves_favourites(
+        mqtt_broker: MosquittoBroker, tmp_path: Path) -> None:
+    settings = load_settings(store_id=STORE, broker=mqtt_broker.url, db=tmp_path / "edge.db",
+                             mqtt_protocol=mqtt_broker.mqtt_protocol,
+                             api_keys=[{"name": "kiosk", "role": "kiosk", "key": KEYS["kiosk"]}])
+    app = create_app(settings)
+    with TestClient(app) as client:
+        wait_until(lambda: app.state.serving.agent.connected, what="connected")
+        seed_catalog(tmp_path / "edge.db")
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["models"] is False
+        assert any("store favourites" in note for note in ready.json()["degraded"])
+        answer = client.get("/v1/shoppers/C-WEEKLY/recommendations",
+                            headers={"X-API-Key": KEYS["kiosk"]})
+        assert answer.status_code == 200 and answer.json()["personalized"] is False

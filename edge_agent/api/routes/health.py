@@ -21,15 +21,22 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Readiness: database open, broker connected, messages being "
-                                 "committed, storage taking writes, models loaded",
+                                 "committed, storage taking writes; `degraded` says what "
+                                 "works in a reduced way (no models: store favourites)",
             responses={503: {"description": "not ready; `checks` says what is missing"}})
 async def readyz(state: State) -> Any:
     health = state.ingest.health()
     checks = {"database": _database_ok(state), "broker": health.broker,
               "committing": health.committing, "storage": health.storage_ok,
               "models": state.models.current is not None}
-    ready = all(checks.values()) and health.failed is None
-    body = {"ready": ready, "checks": checks,
+    # Without a model bundle (a new store's first day) the store still serves: store
+    # favourites instead of personal answers. Ready, and it says so.
+    ready = all(ok for name, ok in checks.items() if name != "models") and health.failed is None
+    degraded = [] if checks["models"] else [
+        "models: no model bundle loaded; personal answers fall back to store favourites"]
+    if health.storage == "low":
+        degraded.append(f"storage: low ({health.storage_detail})")
+    body = {"ready": ready, "checks": checks, "degraded": degraded,
             "storage": {"state": health.storage, "detail": health.storage_detail,
                         "free_bytes": health.free_bytes},
             "commit_wait_s": health.stall_s}
