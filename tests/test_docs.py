@@ -30,3 +30,18 @@ def test_every_cli_command_is_in_the_readme() -> None:
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for name in commands:
         assert f"edge-agent {name}" in README, f"`edge-agent {name}` not in README"
+
+
+def test_the_documented_service_settings_load() -> None:
+    # docs/operations/agent.toml is what an operator copies to /etc: it must start an agent.
+    from pathlib import Path
+
+    from edge_agent.settings import load_settings
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "operations"
+    settings = load_settings(config_file=docs / "agent.toml")
+    assert settings.store_id == "store-042" and settings.http_workers == 2
+    unit = (docs / "edge-agent.service").read_text()
+    assert "EDGE_CONFIG=/etc/edge-agent/agent.toml" in unit
+    assert "ExecStart=/opt/edge-agent/venv/bin/edge-agent run" in unit
+    assert "LimitNOFILE=" in unit and "Restart=on-failure" in unit

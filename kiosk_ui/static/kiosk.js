@@ -45,12 +45,11 @@ function formatDate(iso) {
 
 function itemRow(item) {
   return el("li", { "data-product": item.product_id },
-    el("span", {},
-      el("strong", {}, item.name),
-      el("span", { class: "reason muted" }, item.reason),
-      item.in_stock ? "" : el("span", { class: "reason" }, "Sold out on the shelf right now")),
+    el("strong", { class: "name" }, item.name),
     el("span", { class: `badge ${item.status === "urgent" ? "urgent" : "soon"}` },
-      item.status === "urgent" ? "Due now" : `By ${formatDate(item.predicted_date)}`));
+      item.status === "urgent" ? "Due now" : `By ${formatDate(item.predicted_date)}`),
+    el("span", { class: "reason muted" }, item.reason),
+    item.in_stock ? "" : el("span", { class: "reason sold-out" }, "Sold out on the shelf right now"));
 }
 
 // The list in walking order: one row per stop of the route, numbered as on the map, with

@@ -3,18 +3,37 @@ import { drawMap } from "./storemap.js";
 
 // Shelf sensors report within seconds; a handheld need not poll faster than that.
 const REFRESH_MS = 3000;
+// Search results shown at once: more than a phone screen of them helps nobody.
+const SEARCH_RESULTS = 8;
 
+const $ = (id) => document.getElementById(id);
+
+// --- sections: one tap apart -------------------------------------------------------------
+function showTab(name) {
+  document.body.dataset.tab = name;
+  for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.tab === name));
+  }
+  window.scrollTo(0, 0);
+}
+
+for (const tab of document.querySelectorAll(".tabs [role=tab]")) {
+  tab.addEventListener("click", () => showTab(tab.dataset.tab));
+}
+
+// --- restock alerts ----------------------------------------------------------------------
 async function refreshRestock() {
-  const error = document.getElementById("error");
+  const error = $("error");
   try {
     const { alerts } = await api("/v1/staff/restock-alerts");
-    const list = document.getElementById("restock");
-    list.replaceChildren(...alerts.map((alert) => el("li", { "data-shelf": alert.shelf_id },
-      el("span", {}, el("strong", {}, alert.name || alert.product_id), " ",
-        el("span", { class: "muted" }, `shelf ${alert.shelf_id} · ${Math.round(alert.fill_ratio * 100)}% full`)),
+    $("restock").replaceChildren(...alerts.map((alert) => el("li", { "data-shelf": alert.shelf_id },
+      el("span", {}, el("strong", {}, alert.name || alert.product_id),
+        el("span", { class: "where muted" },
+          `${alert.location || `Shelf ${alert.shelf_id}`} · ${Math.round(alert.fill_ratio * 100)}% full`)),
       el("span", { class: `badge ${alert.severity}` }, alert.severity === "empty" ? "Empty" : "Low"))));
-    document.getElementById("restock-empty").hidden = alerts.length > 0;
-    document.getElementById("updated").textContent = `Updated ${timeOfDay()}`;
+    $("restock-empty").hidden = alerts.length > 0;
+    $("restock-count").textContent = alerts.length ? `(${alerts.length})` : "";
+    $("updated").textContent = `Updated ${timeOfDay()}`;
     clearError(error);
   } catch (err) {
     showError(error, err);
@@ -24,13 +43,15 @@ async function refreshRestock() {
 refreshRestock();
 setInterval(refreshRestock, REFRESH_MS);
 
+// --- help a shopper ----------------------------------------------------------------------
 async function assist(event) {
   event.preventDefault();
-  const error = document.getElementById("assist-error");
-  const details = document.getElementById("assist");
+  const error = $("assist-error");
+  const details = $("assist");
   details.hidden = true;
+  details.replaceChildren();
   clearError(error);
-  const number = document.getElementById("assist-number").value.trim();
+  const number = $("assist-number").value.trim();
   try {
     const { customer_id: id } = await api(`/v1/shoppers/lookup?loyalty_number=${encodeURIComponent(number)}`);
     const insights = await api(`/v1/staff/shoppers/${encodeURIComponent(id)}/insights`);
@@ -52,29 +73,56 @@ async function assist(event) {
   }
 }
 
-async function findItem(event) {
-  event.preventDefault();
-  const error = document.getElementById("find-error");
+// --- find an item: by name, category or code ---------------------------------------------
+async function showWay(product) {
+  const error = $("find-error");
   clearError(error);
-  const product = document.getElementById("find-product").value.trim();
   try {
     const [route, map] = await Promise.all([
-      api("/v1/routes", { method: "POST", body: { product_ids: [product] } }),
+      api("/v1/routes", { method: "POST", body: { product_ids: [product.product_id] } }),
       api("/v1/store/map"),
     ]);
-    const result = document.getElementById("find-result");
     if (!route.stops.length) {
-      result.textContent = route.not_found.length ? `Not in this store: ${route.not_found[0].reason}.` : "";
-      document.getElementById("map").replaceChildren();
+      $("find-result").textContent = `${product.name}: not on this store's map. ${route.not_found[0]?.reason || ""}`;
+      $("map").replaceChildren();
       return;
     }
     const stop = route.stops[0];
-    result.textContent = `Shelf ${stop.shelves.join(", ")} — ${Math.round(route.distance_m)} m from the entrance to the tills.`;
-    drawMap(document.getElementById("map"), map, route);
+    const where = stop.location ? `${stop.location} (shelf ${stop.shelves.join(", ")})` : `Shelf ${stop.shelves.join(", ")}`;
+    $("find-result").textContent = `${product.name}: ${where}${product.in_stock ? "" : " — the shelf is empty"}`;
+    drawMap($("map"), map, route);
   } catch (err) {
     showError(error, err);
   }
 }
 
-document.getElementById("assist-form").addEventListener("submit", assist);
-document.getElementById("find-form").addEventListener("submit", findItem);
+async function findItem(event) {
+  event.preventDefault();
+  const error = $("find-error");
+  clearError(error);
+  $("find-result").textContent = "";
+  $("find-results").replaceChildren();
+  $("map").replaceChildren();
+  const query = $("find-product").value.trim();
+  try {
+    const { items } = await api(`/v1/products/search?q=${encodeURIComponent(query)}&limit=${SEARCH_RESULTS}`);
+    if (!items.length) {
+      $("find-result").textContent = `Nothing in this store matches “${query}”.`;
+      return;
+    }
+    $("find-results").replaceChildren(...items.map((product) => el("li", {},
+      el("button", { type: "button", "data-product": product.product_id },
+        el("span", {}, el("strong", {}, product.name),
+          el("span", { class: "where muted" }, product.location || product.category)),
+        product.in_stock ? "" : el("span", { class: "badge empty" }, "Empty")))));
+    for (const [i, button] of [...$("find-results").querySelectorAll("button")].entries()) {
+      button.addEventListener("click", () => showWay(items[i]));
+    }
+    if (items.length === 1) showWay(items[0]);
+  } catch (err) {
+    showError(error, err);
+  }
+}
+
+$("assist-form").addEventListener("submit", assist);
+$("find-form").addEventListener("submit", findItem);

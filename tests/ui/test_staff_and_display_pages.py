@@ -8,6 +8,11 @@ from tests.api.conftest import days_ago, seed_catalog
 from tests.ingestion.conftest import count, pos_event, shelf_event, wait_until
 from tests.ui.conftest import SCREENSHOTS, LiveStore
 
+# A display refreshes every 5 s at the fastest (display.js), and store-wide answers are
+# served stale while they are recomputed (edge_agent/api/cache.py): a sale shows within two
+# refreshes.
+DISPLAY_CATCHES_UP_MS = 15_000
+
 
 def test_staff_page_shows_an_alert_after_a_shelf_runs_empty(live_store: LiveStore,
                                                             page: object) -> None:
@@ -29,7 +34,7 @@ def test_display_page_refreshes_itself(live_store: LiveStore, page: object) -> N
     live_store.publisher.event(pos_event(ts=now, items=[
         {"product_id": "P000099", "quantity": 1, "unit_price": 3.0}], total=3.0))
     wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM events") == 1)
-    page.locator("li[data-product='P000099']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    page.locator("li[data-product='P000099']").wait_for(timeout=DISPLAY_CATCHES_UP_MS)  # type: ignore[attr-defined]
     assert int(page.evaluate("document.body.dataset.refreshes")) >= 2  # type: ignore[attr-defined]
 
 
@@ -60,10 +65,11 @@ def test_staff_can_help_a_consenting_shopper_and_find_an_item(live_store: LiveSt
     refused = page.locator("#assist-error")  # type: ignore[attr-defined]
     refused.wait_for()
     assert "hasn't agreed to staff assistance" in refused.inner_text()
-    page.get_by_label("Product code").fill("MILK")  # type: ignore[attr-defined]
-    page.get_by_role("button", name="Show the way").click()  # type: ignore[attr-defined]
+    page.get_by_label("Product name or code").fill("milk")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Find").click()  # type: ignore[attr-defined]
+    page.locator("#find-results button[data-product='MILK']").click()  # type: ignore[attr-defined]
     page.locator("#map svg polyline.path").wait_for()  # type: ignore[attr-defined]
-    assert "Shelf" in page.locator("#find-result").inner_text()  # type: ignore[attr-defined]
+    assert "Back cross-aisle" in page.locator("#find-result").inner_text()  # type: ignore[attr-defined]
 
 
 def test_zone_display_shows_what_sells_in_that_zone(live_store: LiveStore,
@@ -77,5 +83,5 @@ def test_zone_display_shows_what_sells_in_that_zone(live_store: LiveStore,
     live_store.publisher.event(pos_event(ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                                          items=[{"product_id": "MILK", "quantity": 1,
                                                  "unit_price": 1.1}], total=1.1))
-    page.locator("li[data-product='MILK']").wait_for(timeout=10_000)  # type: ignore[attr-defined]
+    page.locator("li[data-product='MILK']").wait_for(timeout=DISPLAY_CATCHES_UP_MS)  # type: ignore[attr-defined]
     assert page.locator("header h1").inner_text().startswith("Popular in")  # type: ignore[attr-defined]

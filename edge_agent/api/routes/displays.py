@@ -40,6 +40,7 @@ class DisplayItem(BaseModel):
     product_id: str
     name: str | None
     category: str | None
+    location: str | None = None  # where it is stocked, in words ("Aisle 3")
 
 
 class DisplayContent(BaseModel):
@@ -67,7 +68,9 @@ async def display_content(zone_id: Annotated[str, Path(min_length=1, max_length=
         ("display-trending",), state.settings.trending_cache_s,
         lambda: trending_products(state.reads.get(), utc_now(), TRENDING_WINDOW_HOURS,
                                   TRENDING_DEPTH))
-    trending = [DisplayItem(product_id=t.product_id, name=t.name, category=t.category)
+    where = state.store_map.category_location
+    trending = [DisplayItem(product_id=t.product_id, name=t.name, category=t.category,
+                            location=where(t.category))
                 for t in store_trending if t.category in wanted][:TRENDING_ITEMS]
     for_you = _for_present_shopper(state, zone_id, wanted)
     return DisplayContent(zone_id=zone_id, zone_name=state.store_map.layout.zones[zone_id].name,
@@ -94,6 +97,7 @@ def _for_present_shopper(state: ServingState, zone_id: str,
     now = utc_now()
     found = personal_recommendations(conn, profile, ranking(state, profile, models, now), now,
                                      50)
+    where = state.store_map.category_location
     return [DisplayItem(product_id=r.product.product_id, name=r.product.name,
-                        category=r.product.category)
+                        category=r.product.category, location=where(r.product.category))
             for r in found if r.product.category in categories][:FOR_YOU_ITEMS]

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.routes import API_PREFIX
@@ -22,6 +22,7 @@ class TrendingItem(BaseModel):
     product_id: str
     name: str | None
     category: str | None
+    location: str | None = Field(description='where it is stocked, in words ("Aisle 3")')
     baskets: int
     lift: float
 
@@ -39,7 +40,8 @@ async def trending(state: State,
              limit: Annotated[int, Query(ge=1, le=100)] = 10) -> TrendingResponse:
     def compute() -> list[TrendingItem]:
         found = trending_products(state.reads.get(), utc_now(), window_hours, limit)
-        return [TrendingItem(**asdict(item)) for item in found]
+        where = state.store_map.category_location
+        return [TrendingItem(**asdict(item), location=where(item.category)) for item in found]
 
     items = state.cache.get_or_compute(("trending", window_hours, limit),
                                        state.settings.trending_cache_s, compute)
