@@ -86,11 +86,16 @@ def _run(args: argparse.Namespace) -> int:
     if settings.broker is None:
         raise SettingsError("broker (EDGE_BROKER): required for `run`; use `demo` for an "
                             "embedded broker")
-    # Refuse a second agent on this database in one line, before uvicorn starts (its
-    # lifespan takes the lock for good).
+    # Refuse a second agent on this database, and a port in use, in one line each before
+    # uvicorn starts (its lifespan takes the lock for good).
     probe = DatabaseLock(settings.db)
     probe.acquire()
     probe.release()
+    from edge_agent.broker import port_is_free
+
+    if not port_is_free(settings.http_host, settings.port):
+        raise SettingsError(f"port (EDGE_PORT): {settings.http_host}:{settings.port} is in use;"
+                            " choose another with --port or EDGE_PORT")
     if settings.http_workers > 1:
         from edge_agent.api.workers import serve_with_workers
 

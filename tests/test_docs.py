@@ -45,3 +45,22 @@ def test_the_documented_service_settings_load() -> None:
     assert "EDGE_CONFIG=/etc/edge-agent/agent.toml" in unit
     assert "ExecStart=/opt/edge-agent/venv/bin/edge-agent run" in unit
     assert "LimitNOFILE=" in unit and "Restart=on-failure" in unit
+
+
+def test_the_api_docs_page_needs_no_internet() -> None:
+    # A store's network may be offline: /docs must not load Swagger UI from a CDN.
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from edge_agent.api.app import create_app
+    from edge_agent.settings import load_settings
+
+    client = TestClient(create_app(load_settings(broker="mqtt://127.0.0.1:1")))
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert assets and not [url for url in assets if "://" in url or url.startswith("//")]
+    for url in assets:
+        assert client.get(url).status_code == 200, url
+    assert client.get("/openapi.json").json()["info"]["title"]

@@ -43,6 +43,7 @@ from kiosk_ui import STATIC_DIR
 
 logger = logging.getLogger(__name__)
 UI_PATH = "/ui"
+DOCS_ASSETS_PATH = "/docs-assets"
 # How soon a worker follows a bundle an admin loaded through another worker.
 FOLLOW_INTERVAL_S = 1.0
 
@@ -113,9 +114,10 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
                 agent.stop()
 
     app = FastAPI(title="In-store personalization edge agent", version="0.1.0",
-                  lifespan=lifespan,
+                  lifespan=lifespan, docs_url=None,
                   description="Recommendations, shopping lists, routes and staff tools for one "
                               "store, served from the store itself. Send `X-API-Key`.")
+    _serve_docs_offline(app)
     install_error_handlers(app)
     app.add_middleware(LatencyMetrics, registry=metrics_registry)
     for module in (health, store, shoppers, recommendations, wayfinding, displays, products,
@@ -124,3 +126,21 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
     # The pages call the API from the same origin, so no CORS is needed.
     app.mount(UI_PATH, StaticFiles(directory=STATIC_DIR, html=True), name="ui")
     return app
+
+
+def _serve_docs_offline(app: FastAPI) -> None:
+    """`/docs` from Swagger UI's files in the package, not from a CDN: a store's network may
+    have no internet, and the page would be blank."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} — API",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon-32x32.png")

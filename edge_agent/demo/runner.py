@@ -13,11 +13,13 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
+from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto, port_is_free
 from edge_agent.demo.seed import seed_demo_data
+from edge_agent.demo.shoppers import Shopper
 from edge_agent.settings import ApiKey, Settings
 from edge_agent.simulator.cli import stop_on_signals
 from edge_agent.simulator.publisher import PublisherError
@@ -167,6 +169,10 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         except SimulatorConfigError as exc:
             print(f"edge-agent demo: {exc}")
             return EXIT_USAGE
+        if not port_is_free(settings.http_host, settings.port):
+            print(f"edge-agent demo: port (EDGE_PORT): {settings.http_host}:{settings.port} is"
+                  " in use; choose another with --port or EDGE_PORT")
+            return EXIT_USAGE
         db = open_database(settings.db)
         try:
             seeded = seed_demo_data(db, simulation.catalog, simulation.shoppers)
@@ -180,25 +186,41 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
             print(f"edge-agent demo: {exc}")
             return EXIT_FAILURE
         cleanup.callback(publisher.close)
-        _print_banner(settings, broker_kind, seeded.products, seeded.customers)
+        _print_banner(settings, broker_kind, seeded.products, seeded.customers,
+                      simulation.shoppers)
         result = simulation.run(publisher, stop, after_history=lambda published:
                                 train_in_background(server, settings, published))
         print(f"demo {settings.store_id}: {result.summary() or 'nothing published'}")
     return EXIT_OK
 
 
-def _print_banner(settings: Settings, broker_kind: str, products: int, customers: int) -> None:
+def _print_banner(settings: Settings, broker_kind: str, products: int, customers: int,
+                  shoppers: Sequence[Shopper]) -> None:
+    base = f"http://{settings.http_host}:{settings.port}"
+    with_consent = next((s for s in shoppers if s.consent_personalization), None)
+    without = next((s for s in shoppers if not s.consent_personalization), None)
     lines = [
         f"edge-agent demo — store {settings.store_id}",
         f"  MQTT broker : {settings.broker}  [{broker_kind}]",
         f"  watch       : mosquitto_sub -L '{settings.broker}/stores/{settings.store_id}/#' -v",
         f"  database    : {settings.db.resolve()}  ({products} products, {customers} customers)",
         f"  agent       : ingesting into the database (MQTT {settings.mqtt_protocol})",
-        f"  HTTP API    : http://{settings.http_host}:{settings.port}/docs",
+        f"  kiosk       : {base}/ui/kiosk.html?key={_key_for(settings, 'kiosk')}",
+        f"  display     : {base}/ui/display.html?key={_key_for(settings, 'display')}",
+        f"  staff       : {base}/ui/staff.html?key={_key_for(settings, 'staff')}",
+    ]
+    if with_consent is not None:
+        lines.append(f"  loyalty no. : {with_consent.loyalty_number} (consents: a personal list,"
+                     " suggestions and route)")
+    if without is not None:
+        lines.append(f"  loyalty no. : {without.loyalty_number} (no consent: the store's"
+                     " favourites only)")
+    lines += [
+        f"  HTTP API    : {base}/docs",
         "  API keys    : " + ", ".join(f"{k.role}={k.key.get_secret_value()}"
                                        for k in settings.api_keys),
         f"  try         : curl -H 'X-API-Key: {_key_for(settings, 'staff')}' "
-        f"http://{settings.http_host}:{settings.port}/v1/staff/restock-alerts",
+        f"{base}/v1/staff/restock-alerts",
         "  Ctrl-C to stop.",
     ]
     print("\n".join(lines), flush=True)

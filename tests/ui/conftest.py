@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,9 +12,10 @@ from edge_agent.api.app import create_app
 from edge_agent.api.server import BackgroundServer
 from edge_agent.broker import free_port
 from edge_agent.settings import load_settings
-from tests.api.conftest import KEYS
-from tests.ingestion.conftest import STORE, Publisher, wait_until
+from tests.api.conftest import KEYS, days_ago, seed_catalog
+from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_until
 from tests.model_bundles import Bundles
+from tests.ui.seeding import SeededStore, seed_store
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -50,3 +51,39 @@ def live_store(mqtt_broker: object, tmp_path: Path, bundles: Bundles) -> Iterato
             publisher.close()
     finally:
         server.stop()
+
+
+@pytest.fixture
+def regular(live_store: LiveStore) -> LiveStore:
+    """C-WEEKLY (loyalty 1000000001) buys milk and bread weekly; others buy too."""
+    seed_catalog(live_store.db_path)
+    sales = [("C-WEEKLY", days, ("MILK", "BREAD")) for days in (28, 21, 14, 7)]
+    sales += [("C-PRIVATE", days, ("SOAP", "OAT")) for days in (2, 1)]
+    for customer, age, products in sales:
+        live_store.publisher.event(pos_event(
+            customer_id=customer, ts=days_ago(age), total=2.0 * len(products),
+            items=[{"product_id": p, "quantity": 1, "unit_price": 2.0} for p in products]))
+    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM shopper_features") == 2)
+    return live_store
+
+
+@pytest.fixture
+def seeded(live_store: LiveStore) -> tuple[LiveStore, SeededStore]:
+    """The demo catalog, a family with a 15-item list, neighbours (tests/ui/seeding.py)."""
+    return live_store, seed_store(live_store.db_path, live_store.publisher)
+
+
+@pytest.fixture
+def device(chromium: object) -> Iterator[Callable[[int, int], object]]:
+    """Opens a page on a screen of the given size (CSS pixels, at 1x for screenshots)."""
+    contexts = []
+
+    def open_page(width: int, height: int) -> object:
+        context = chromium.new_context(  # type: ignore[attr-defined]
+            viewport={"width": width, "height": height}, device_scale_factor=1)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()

@@ -3,25 +3,7 @@ recommendations and their route drawn on the store map."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.api.conftest import days_ago, seed_catalog
-from tests.ingestion.conftest import count, pos_event, wait_until
-from tests.ui.conftest import SCREENSHOTS, LiveStore
-
-
-@pytest.fixture
-def regular(live_store: LiveStore) -> LiveStore:
-    """C-WEEKLY (loyalty 1000000001) buys milk and bread weekly; others buy too."""
-    seed_catalog(live_store.db_path)
-    sales = [("C-WEEKLY", days, ("MILK", "BREAD")) for days in (28, 21, 14, 7)]
-    sales += [("C-PRIVATE", days, ("SOAP", "OAT")) for days in (2, 1)]
-    for customer, age, products in sales:
-        live_store.publisher.event(pos_event(
-            customer_id=customer, ts=days_ago(age), total=2.0 * len(products),
-            items=[{"product_id": p, "quantity": 1, "unit_price": 2.0} for p in products]))
-    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM shopper_features") == 2)
-    return live_store
+from tests.ui.conftest import LiveStore
 
 
 def test_shopper_sees_list_recommendations_and_route(regular: LiveStore, page: object) -> None:
@@ -37,9 +19,7 @@ def test_shopper_sees_list_recommendations_and_route(regular: LiveStore, page: o
     stops = page.locator("#map g.stop")  # type: ignore[attr-defined]
     assert stops.count() >= 1
     assert stops.first.text_content() == "1"
-    assert "stops" in page.locator("#route-summary").inner_text()  # type: ignore[attr-defined]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "kiosk.png"), full_page=True)  # type: ignore[attr-defined]
+    assert "stop" in page.locator("#route-summary").inner_text()  # type: ignore[attr-defined]
 
 
 def test_unknown_number_is_explained(regular: LiveStore, page: object) -> None:
