@@ -6,6 +6,7 @@ The command and flag names are relied on by operators' scripts: keep them.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -57,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--version", dest="md_version", type=int,
                       help="the records' version (default: now, in epoch milliseconds); a"
                            " record never replaces one of a higher version")
+
+    train = commands.add_parser(
+        "train", help="train and sign a model bundle from this store's own history",
+        description="Train the recommendation ranker and the shopper segments on the store's"
+                    " sales (and the purchase-timing model when the history is long enough),"
+                    " then sign them as a bundle the agent loads (drop it into"
+                    " model_bundle_dir, or POST /v1/admin/models/load).")
+    _add_common(train)
+    train.add_argument("--key", type=Path, required=True,
+                       help="the Ed25519 private key to sign with (PEM; `python -m models"
+                            " keygen`); the agent's model_public_key must be its public half")
+    train.add_argument("--out", type=Path, required=True,
+                       help="where to write the bundle (a directory, or a .tar.gz)")
+    train.add_argument("--bundle-version", help="default: the time, YYYY.MM.DD.HHMMSS")
 
     demo = commands.add_parser("demo", help="a whole store on this machine: broker, agent, "
                                             "simulator")
@@ -146,6 +161,38 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    import tempfile
+    from datetime import UTC, datetime
+
+    from edge_agent.store_training import TRAINED_MARKER, train_store_models
+    from models.bundle import build_bundle, load_private_key
+
+    settings = settings_from_args(args)
+    if not settings.db.is_file():
+        raise SettingsError(f"db (EDGE_DB): {settings.db} does not exist")
+    if not args.key.is_file():
+        raise SettingsError(f"key: {args.key} does not exist")
+    version = args.bundle_version or datetime.now(UTC).strftime("%Y.%m.%d.%H%M%S")
+    with tempfile.TemporaryDirectory(prefix="edge-train-") as work:
+        models_dir = train_store_models(settings.db, Path(work) / "models", timing_from="store")
+        # Written beside its place, then renamed into it: a watcher of that folder never sees
+        # half a bundle.
+        partial = args.out.with_name(f".{args.out.name}.partial")
+        build_bundle(models_dir, partial, load_private_key(args.key), version=version,
+                     name=f"store-{settings.store_id}")
+        os.replace(partial, args.out)
+        bundle = args.out
+        summary = json.loads((models_dir / TRAINED_MARKER).read_text())["metrics"]
+    skipped = summary.get("timing", {}).get("skipped")
+    print(f"bundle {version} written to {bundle}"
+          f" (models: {', '.join(name for name in summary if name != 'timing' or not skipped)})")
+    if skipped:
+        print(f"no purchase-timing model: {skipped}; the shopping list needs one (a chain"
+              " bundle)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", None) or "INFO",
@@ -159,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return simulator_cli.run(settings_from_args(args), args)
         if args.command == "import":
             return _import(args)
+        if args.command == "train":
+            return _train(args)
         if args.command == "demo":
             from edge_agent.demo import runner as demo_runner
 

@@ -38,16 +38,36 @@ TRAINED_FOR = f"{STATE_VERSION}|store-training:{STORE_TRAINING_VERSION}"
 # in about a minute on one core.
 TIMING_HISTORY_DAYS = 400
 TIMING_HISTORY_SHOPPERS = 300
+# A store's own history trains a timing model only with this many days to train on, besides
+# the split's horizon, test and validation windows (210 days).
+TIMING_MIN_TRAIN_DAYS = 90
 
 
-def train_store_models(db_path: Path, models_dir: Path, seed: int = 0) -> Path:
+def timing_min_history_days() -> float:
+    """History the timing model needs: its split's horizon, test and validation windows,
+    and at least as long again to train on."""
+    from models.timing.evaluate import TimingSplit
+
+    split = TimingSplit()
+    return split.horizon_days + split.test_days + split.val_days + TIMING_MIN_TRAIN_DAYS
+
+
+def train_store_models(db_path: Path, models_dir: Path, seed: int = 0, *,
+                       timing_from: str = "simulated") -> Path:
     """Train into `models_dir` unless it already holds a finished training for this
     feature code (an upgrade that changed a feature schema retrains: the agent would refuse
-    models trained for the old one)."""
+    models trained for the old one).
+
+    `timing_from`: "simulated" (the demo and the benchmarks: the simulator's shoppers over a
+    longer history, see the module docstring) or "store" (a real store: its own history,
+    when it is long enough — timing_min_history_days() — and no timing model otherwise:
+    the bundle then serves recommendations and segments, and the shopping list waits)."""
     from models.datasets.csv import load_csv
     from models.training import train_ranker, train_segments, train_timing
 
-    if trained_for_this_code(models_dir):
+    if timing_from not in ("simulated", "store"):
+        raise ValueError(f"timing_from must be 'simulated' or 'store', not {timing_from!r}")
+    if trained_for_this_code(models_dir, timing_from):
         return models_dir
     if models_dir.exists():
         logger.info("models in %s are unfinished or for other feature code: retraining",
@@ -62,12 +82,31 @@ def train_store_models(db_path: Path, models_dir: Path, seed: int = 0) -> Path:
         conn.close()
     logger.info("training on %d lines of this store's history", lines)
     history = load_csv(baskets_csv)
-    summary = {"nbr": train_ranker(history, models_dir),
-               "segments": train_segments(history, models_dir),
-               "timing": train_timing(simulated_history(seed), models_dir)}
-    (models_dir / TRAINED_MARKER).write_text(
-        json.dumps({"trained_for": TRAINED_FOR, "metrics": summary}, default=str))
+    summary: dict[str, object] = {"nbr": train_ranker(history, models_dir),
+                                  "segments": train_segments(history, models_dir)}
+    if timing_from == "simulated":
+        summary["timing"] = train_timing(simulated_history(seed), models_dir)
+    else:
+        days = history_days(history)
+        if days >= timing_min_history_days():
+            summary["timing"] = train_timing(history, models_dir)
+        else:
+            why = (f"{days:.0f} days of history; the timing model needs"
+                   f" {timing_min_history_days():.0f}")
+            summary["timing"] = {"skipped": why}
+            logger.warning("no timing model: %s", why)
+    (models_dir / TRAINED_MARKER).write_text(json.dumps(
+        {"trained_for": _trained_for(timing_from), "metrics": summary}, default=str))
     return models_dir
+
+
+def history_days(history: BasketDataset) -> float:
+    ts = history.ts[~np.isnan(history.ts)]
+    return float(ts.max() - ts.min()) / 86_400 if len(ts) else 0.0
+
+
+def _trained_for(timing_from: str) -> str:
+    return TRAINED_FOR if timing_from == "simulated" else f"{TRAINED_FOR}|timing:store"
 
 
 def simulated_history(seed: int = 0, shoppers: int = TIMING_HISTORY_SHOPPERS,
@@ -98,11 +137,12 @@ def simulated_history(seed: int = 0, shoppers: int = TIMING_HISTORY_SHOPPERS,
                          np.array(paid, np.float32))
 
 
-def trained_for_this_code(models_dir: Path) -> bool:
+def trained_for_this_code(models_dir: Path, timing_from: str = "simulated") -> bool:
     """Whether `models_dir` holds a finished training for the feature code running now."""
     marker = models_dir / TRAINED_MARKER
     try:
-        return bool(json.loads(marker.read_text()).get("trained_for") == TRAINED_FOR)
+        return bool(json.loads(marker.read_text()).get("trained_for")
+                    == _trained_for(timing_from))
     except (OSError, ValueError, AttributeError):
         return False
 

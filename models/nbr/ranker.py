@@ -75,6 +75,9 @@ class RankerConfig:
     # Each step adds about as many rows as the main examples. None = automatic: enough
     # steps to reach MIN_TRAINING_EXAMPLES user-examples, at most MAX_AUTO_SHIFTS.
     history_shifts: int | None = None
+    # False: the request time is unknown (as for the baselines), so the day-based
+    # features are missing in training and at prediction; history timestamps remain.
+    use_visit_time: bool = True
 
 
 @dataclass
@@ -121,7 +124,8 @@ def labels(rows: CandidateRows, targets: sp.csr_matrix) -> np.ndarray:
 
 
 def shifted_examples(
-    dataset: BasketDataset, users: np.ndarray, config: CandidateConfig
+    dataset: BasketDataset, users: np.ndarray, config: CandidateConfig,
+    use_visit_time: bool = True,
 ) -> tuple[CandidateRows, np.ndarray]:
     """Training rows for ``users`` whose label is their last basket in ``dataset``.
 
@@ -133,7 +137,8 @@ def shifted_examples(
     users = users[has_history]
     stats = fit_item_stats(task.history)
     table = build_state_table(task.history, np.arange(task.n_users))
-    rows = build_candidate_rows(table, stats, users, task.target_ts, config)
+    now = task.target_ts if use_visit_time else np.full(task.n_users, np.nan)
+    rows = build_candidate_rows(table, stats, users, now, config)
     return rows, labels(rows, task.targets)
 
 
@@ -164,6 +169,16 @@ def top_k_per_user(
     return out
 
 
+@dataclass
+class TrainingRows:
+    """Training rows (negatives subsampled) and validation users' rows, with labels."""
+
+    train: CandidateRows
+    y: np.ndarray
+    val: CandidateRows
+    y_val: np.ndarray
+
+
 class NbrRanker:
     """Candidate generation + HistGradientBoosting ranker (see the module docstring)."""
 
@@ -171,13 +186,24 @@ class NbrRanker:
 
     def __init__(self, config: RankerConfig | None = None) -> None:
         self.config = config or RankerConfig()
+        if not self.config.use_visit_time:
+            self.name = "Ranker (no visit time)"
 
     def fit(self, data: FitData) -> None:
+        rows = self.prepare(data)
+        self.fit_trees(rows)
+
+    def prepare(self, data: FitData) -> TrainingRows:
+        """Item statistics, shopper states and the training / validation rows.
+
+        Split from :meth:`fit_trees` so tree settings can be tuned on rows built once.
+        """
         task = data.task
         start = time.perf_counter()
         self.stats = fit_item_stats(task.history)
         self.table = build_state_table(task.history, np.arange(task.n_users))
-        self._now = task.target_ts
+        self._now = (task.target_ts if self.config.use_visit_time
+                     else np.full(task.n_users, np.nan))
         cfg = self.config
         train, y = self._training_rows(data)
         train, y = subsample_negatives(train, y, cfg.negative_sample_rate)
@@ -188,6 +214,15 @@ class NbrRanker:
             "ranker: %d train rows (%.2f%% positive), %d val rows, built in %.1fs",
             len(y), 100 * y.mean() if len(y) else 0.0, len(y_val), time.perf_counter() - start,
         )
+        return TrainingRows(train, y, val, y_val)
+
+    def fit_trees(self, rows: TrainingRows, config: RankerConfig | None = None) -> None:
+        """Fit the trees on prepared rows (``config`` overrides the tree settings only)."""
+        if config is not None:
+            self.config = config
+        cfg = self.config
+        start = time.perf_counter()
+        train, y, val, y_val = rows.train, rows.y, rows.val, rows.y_val
         self.model = HistGradientBoostingClassifier(
             learning_rate=cfg.learning_rate,
             max_iter=cfg.max_iter,
@@ -220,7 +255,8 @@ class NbrRanker:
         shifted = data.task.dataset
         for _ in range(shifts):
             shifted, _last = shifted.drop_last_baskets()
-            extra, y_extra = shifted_examples(shifted, data.train_users, cfg.candidates)
+            extra, y_extra = shifted_examples(shifted, data.train_users, cfg.candidates,
+                                              cfg.use_visit_time)
             train = CandidateRows(
                 np.concatenate([train.users, extra.users]),
                 np.concatenate([train.items, extra.items]),

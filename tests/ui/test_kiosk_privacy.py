@@ -70,7 +70,11 @@ def test_a_late_answer_for_the_previous_shopper_is_never_shown(regular: LiveStor
     """The route for one card is slow; meanwhile the next person types theirs. When the
     first answer arrives, it must not be drawn under the second person's message."""
     held: list[object] = []
-    page.route("**/shopping-list/route", held.append)  # type: ignore[attr-defined]
+
+    def hold(route: object) -> None:
+        held.append(route)
+
+    page.route("**/shopping-list/route", hold)  # type: ignore[attr-defined]
     page.goto(regular.page_url("kiosk", "kiosk"))  # type: ignore[attr-defined]
     _show(page, WEEKLY_CARD)
     while not held:
