@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                     " changed if any is wrong), then apply them in one transaction. The same"
                     " file imported again changes nothing. Formats: docs/master-data.md.")
     _add_common(load)
-    load.add_argument("kind", choices=sorted(KINDS), help="what the file holds")
+    load.add_argument("kind", choices=[*sorted(KINDS), "layout"], help="what the file holds")
     load.add_argument("file", type=Path, help="a .csv file with a header row, or JSON lines")
     load.add_argument("--version", dest="md_version", type=int,
                       help="the records' version (default: now, in epoch milliseconds); a"
@@ -96,8 +96,9 @@ def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from edge_agent.api.app import create_app
+    from edge_agent.masterdata.layout import with_imported_layout
 
-    settings = settings_from_args(args)
+    settings = with_imported_layout(settings_from_args(args))
     if settings.broker is None:
         raise SettingsError("broker (EDGE_BROKER): required for `run`; use `demo` for an "
                             "embedded broker")
@@ -139,6 +140,17 @@ def _import(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if not args.file.is_file():
         raise SettingsError(f"file: {args.file} does not exist")
+    if args.kind == "layout":
+        from edge_agent.masterdata.layout import LayoutError, import_layout
+
+        try:
+            layout_id = import_layout(settings, args.file)
+        except LayoutError as exc:
+            print(f"edge-agent: {args.file}: {exc}; nothing changed", file=sys.stderr)
+            return 1
+        print(f"layout: {layout_id} from {args.file} is this store's layout; restart the agent"
+              " to route with it")
+        return 0
     content = args.file.read_bytes()
     # The same file imported twice is the same batch: the second time changes nothing.
     batch_id = f"file:{args.kind}:{hashlib.sha256(content).hexdigest()}"

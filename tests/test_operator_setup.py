@@ -21,6 +21,7 @@ from edge_agent.broker import MosquittoBroker, free_port, wait_for_port
 from edge_agent.demo.catalog import generate_catalog
 from edge_agent.demo.seed import customer_row, product_row
 from edge_agent.demo.shoppers import Shopper, generate_shoppers
+from store_layouts.catalog import LAYOUT_DIR
 from tests.ingestion.conftest import count, wait_until
 
 STORE = "store-new"
@@ -65,6 +66,8 @@ def agent_process(mosquitto_broker: MosquittoBroker, tmp_path: Path
     catalog_csv, customers, shoppers = write_chain_exports(tmp_path)
     cli("import", "catalog", str(catalog_csv), "--db", str(db))
     cli("import", "customers", str(customers), "--db", str(db))
+    # This store is a small one: its own floor plan, not the shipped supermarket default.
+    cli("import", "layout", str(LAYOUT_DIR / "convenience.json"), "--db", str(db))
     port = free_port()
     env = {**os.environ, "EDGE_MODEL_PUBLIC_KEY": str(keys / "bundle_signing_key.pub.pem"),
            "EDGE_MODEL_BUNDLE_DIR": str(incoming), "EDGE_MODEL_WATCH_INTERVAL_S": "0.5",
@@ -88,6 +91,8 @@ def test_an_empty_store_becomes_a_personalizing_one_with_documented_commands(
     url, db, keys, shoppers = agent_process
     ready = httpx.get(url + "/readyz", timeout=10).json()
     assert ready["ready"] and not ready["checks"]["models"]  # ready, on store favourites
+    floor = httpx.get(url + "/v1/store/map", headers={"X-API-Key": KIOSK_KEY}, timeout=10)
+    assert floor.json()["layout_id"] == "convenience"
 
     # The tills: five weeks of sales for the same shoppers, over MQTT.
     cli("simulate", "--store-id", STORE, "--broker", mosquitto_broker.url, "--shoppers",
@@ -109,3 +114,17 @@ def test_an_empty_store_becomes_a_personalizing_one_with_documented_commands(
 
     wait_until(personal, timeout=60, what="personal recommendations from the store's bundle")
     assert httpx.get(url + "/readyz", timeout=10).json()["checks"]["models"] is True
+
+
+def test_a_broken_layout_file_is_refused_and_the_imported_one_stays(tmp_path: Path) -> None:
+    db = tmp_path / "edge.db"
+    cli("import", "layout", str(LAYOUT_DIR / "convenience.json"), "--db", str(db))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({**json.loads((LAYOUT_DIR / "convenience.json").read_text()),
+                                  "format": "something else"}))
+    done = subprocess.run([sys.executable, "-m", "edge_agent.cli", "import", "layout",
+                           str(broken), "--db", str(db)], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "'format'" in done.stderr and "nothing changed" in done.stderr
+    imported = json.loads((tmp_path / "store-layout.json").read_text())
+    assert imported["format"] != "something else"
