@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from edge_agent.demo.catalog import generate_catalog
 from edge_agent.demo.seed import customer_row, product_row
 from edge_agent.demo.shoppers import Shopper, generate_shoppers
 from store_layouts.catalog import LAYOUT_DIR
-from tests.ingestion.conftest import count, wait_until
+from tests.ingestion.conftest import count, stop_agent_process, wait_until
 
 STORE = "store-new"
 SHOPPERS = 120
@@ -80,8 +79,7 @@ def agent_process(mosquitto_broker: MosquittoBroker, tmp_path: Path
         assert wait_for_port("127.0.0.1", port, timeout=60), "the agent did not listen"
         yield f"http://127.0.0.1:{port}", db, keys, shoppers
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(30)
+        stop_agent_process(process)
 
 
 @pytest.mark.slow

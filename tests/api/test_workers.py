@@ -20,7 +20,14 @@ import pytest
 
 from edge_agent.broker import MosquittoBroker, free_port, wait_for_port
 from tests.api.conftest import KEYS, seed_catalog
-from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_until
+from tests.ingestion.conftest import (
+    STORE,
+    Publisher,
+    count,
+    pos_event,
+    stop_agent_process,
+    wait_until,
+)
 from tests.model_bundles import Bundles
 
 WORKERS = 2
@@ -74,12 +81,7 @@ def agent(mqtt_broker: MosquittoBroker, tmp_path: Path, bundles: Bundles
         seed_catalog(db_path)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if not stop_agent_process(process):
             pytest.fail("the agent did not stop on SIGTERM")
 
 

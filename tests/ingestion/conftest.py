@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +30,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 15.0,
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_agent_process(process: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """SIGTERM, as systemd stops it; False if it had to be killed."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return False
+    return True
 
 
 def count(db_path: Path, sql: str, *params: Any) -> int:

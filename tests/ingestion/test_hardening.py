@@ -6,7 +6,6 @@ lifespan) and `edge-agent run --workers 2` (the agent process beside two HTTP wo
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tests.ingestion.conftest import (
     presence_event,
     rows,
     shelf_event,
+    stop_agent_process,
     wait_until,
     zone_event,
 )
@@ -89,12 +89,7 @@ def _run_agent(mode: str, broker: MosquittoBroker, db_path: Path,
         wait_until(lambda: readyz()[1]["checks"]["broker"], timeout=30, what="subscribed")
         yield StoreAgent(db_path, readyz)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_agent_process(process)
 
 
 @pytest.fixture
