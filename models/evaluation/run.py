@@ -42,6 +42,7 @@ from models.evaluation.protocol import (
     make_task,
     random_splits,
 )
+from models.nbr.base import NextBasketModel
 from models.nbr.ranker import NbrRanker, RankerConfig
 from models.nbr.tifuknn import TifuKnn, TifuParams
 from models.nbr.topfreq import GPTopFreq, GTopFreq, PTopFreq
@@ -101,9 +102,18 @@ def _tuned_factory(
             for s in splits
         ],
     }
-    if method == "tifu-knn":
-        return lambda split: TifuKnn(TifuParams(**records[split.seed]["best"]))
-    return lambda split: UpCf(UpcfParams(**records[split.seed]["best"]))
+    def factory(split: Split) -> NextBasketModel:
+        best = records[split.seed]["best"]
+        model: TifuKnn | UpCf
+        if method == "tifu-knn":
+            model = TifuKnn(TifuParams(**best))
+            model.name = "TIFU-KNN (tuned)"
+        else:
+            model = UpCf(UpcfParams(**best))
+            model.name = "UP-CF@r (tuned)"
+        return model
+
+    return factory
 
 
 def build_factories(

@@ -33,16 +33,54 @@ def test_evaluate_csv_prints_table_and_writes_json(tmp_path: Path, capsys) -> No
     write_csv(data)
     out = tmp_path / "out" / "metrics.json"
     args = parse(["--dataset", f"csv:{data}", "--json", str(out),
-                  "--methods", "g-topfreq,gp-topfreq,tifu-knn", "--splits", "2"])
+                  "--methods", "g-topfreq,gp-topfreq,tifu-knn-published", "--splits", "2"])
     assert run.main(args) == 0
     printed = capsys.readouterr().out
-    assert "| GP-TopFreq |" in printed and "| TIFU-KNN |" in printed
+    assert "| GP-TopFreq |" in printed and "| TIFU-KNN (published) |" in printed
     report = json.loads(out.read_text())
-    assert set(report["methods"]) == {"G-TopFreq", "GP-TopFreq", "TIFU-KNN"}
-    tifu = report["methods"]["TIFU-KNN"]
+    assert set(report["methods"]) == {"G-TopFreq", "GP-TopFreq", "TIFU-KNN (published)"}
+    tifu = report["methods"]["TIFU-KNN (published)"]
     assert len(tifu["per_split"]) == 2
     assert 0.0 <= tifu["mean"]["recall@10"] <= 1.0 and "explore_recall@20" in tifu["mean"]
     assert report["protocol"]["split_source"].startswith("seeds")
+    assert report["comparison"] == {}  # no ranker, nothing to compare
+
+
+def test_evaluate_tunes_baselines_and_compares_the_ranker(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "shop.csv"
+    write_csv(data)
+    out = tmp_path / "metrics.json"
+    argv = ["--dataset", f"csv:{data}", "--json", str(out), "--splits", "2",
+            "--methods", "gp-topfreq,tifu-knn,up-cf,ranker,ranker-no-time",
+            "--budget", "3", "--resamples", "100", "--tuning-cache", str(tmp_path / "cache")]
+    assert run.main(parse(argv)) == 0
+    report = json.loads(out.read_text())
+    assert set(report["methods"]) == {
+        "GP-TopFreq", "TIFU-KNN (tuned)", "UP-CF@r (tuned)", "Ranker", "Ranker (no visit time)",
+    }
+    for method in ("tifu-knn", "up-cf"):
+        t = report["tuning"][method]
+        assert t["budget"] == 3 and set(t["search_space"]) and len(t["per_split"]) == 2
+        assert all(len(s["trials"]) == 3 and not s["cached"] for s in t["per_split"])
+    assert len(report["tuning"]["ranker"]["per_split"]) == 1  # the first split only
+    for metric in ("recall@10", "ndcg@10"):
+        entry = report["comparison"][metric]
+        assert entry["best_baseline"] in report["methods"]
+        for name in ("Ranker", "Ranker (no visit time)"):
+            b = entry[name]
+            assert b["ci"][0] <= b["difference"] <= b["ci"][1]
+            assert len(b["per_split"]) == 2 and b["n_resamples"] == 100
+    printed = capsys.readouterr().out
+    assert "per split R@10 / N@10" in printed and "paired bootstrap" in printed
+    # A rerun (first split only, to stay quick) reads every tuning result from the cache.
+    rerun = [a if a != "2" else "1" for a in argv]
+    rerun[rerun.index("--methods") + 1] = "tifu-knn,up-cf,ranker"
+    assert run.main(parse(rerun)) == 0
+    again = json.loads(out.read_text())
+    assert all(s["cached"] for m in ("tifu-knn", "up-cf", "ranker")
+               for s in again["tuning"][m]["per_split"])
+    for name in ("TIFU-KNN (tuned)", "UP-CF@r (tuned)", "Ranker"):
+        assert again["methods"][name]["per_split"][0] == report["methods"][name]["per_split"][0]
 
 
 @pytest.mark.parametrize("spec", ["nope", "csv:", "completejourney:x"])

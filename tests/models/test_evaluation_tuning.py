@@ -1,0 +1,108 @@
+"""Tuning: stated budget, validation users only (never test users), cached reruns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.datasets.synthetic import generate_baskets
+from models.evaluation import tuning
+from models.evaluation.protocol import NbrTask, Split, filter_dataset, make_task, random_splits
+from models.nbr.base import FitData
+from models.nbr.candidates import CandidateConfig
+from models.nbr.ranker import RankerConfig
+
+FAST_RANKER = RankerConfig(
+    candidates=CandidateConfig(n_copurchase=10, n_popular=5), max_iter=20,
+    min_samples_leaf=20, negative_sample_rate=1.0, history_shifts=0,
+)
+
+
+@pytest.fixture(scope="module")
+def task_split() -> tuple[NbrTask, Split]:
+    task = make_task(filter_dataset(generate_baskets(n_users=120, n_items=50, seed=3)))
+    (split,) = random_splits(task.users, seeds=[0])
+    return task, split
+
+
+def with_test_targets_scrambled(task: NbrTask, split: Split) -> NbrTask:
+    """The same task, but every test user's target is the whole catalogue."""
+    targets = task.targets.tolil()
+    for u in split.test:
+        targets[int(u), :] = 1.0
+    return NbrTask(task.dataset, task.history, task.history_baskets, task.history_counts,
+                   targets.tocsr(), task.target_ts, task.users)
+
+
+def test_candidate_configs_default_first_distinct_and_seeded() -> None:
+    space = tuning.SEARCH_SPACES["up-cf"]
+    configs = tuning.candidate_configs(space, tuning.DEFAULTS["up-cf"], 10)
+    assert len(configs) == 10
+    assert configs[0] == tuning.DEFAULTS["up-cf"]
+    assert len({tuple(sorted(c.items(), key=str)) for c in configs}) == 10
+    assert configs == tuning.candidate_configs(space, tuning.DEFAULTS["up-cf"], 10)
+    for c in configs:
+        assert all(c[k] in space[k] for k in space)
+
+
+@pytest.mark.parametrize("method", ["tifu-knn", "up-cf"])
+def test_tuning_sees_only_training_targets_and_scores_validation_users(
+    task_split, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    task, split = task_split
+    seen: list[tuple[FitData, np.ndarray]] = []
+    real = tuning.BUILDERS[method]
+
+    class Spy:
+        def __init__(self, params):
+            self.inner = real(params)
+            self.name = self.inner.name
+
+        def fit(self, data: FitData) -> None:
+            self.data = data
+            self.inner.fit(data)
+
+        def recommend(self, users, k):
+            seen.append((self.data, np.asarray(users)))
+            return self.inner.recommend(users, k)
+
+    monkeypatch.setitem(tuning.BUILDERS, method, Spy)
+    record = tuning.tune_baseline(method, task, split, budget=3)
+    assert len(seen) == 3 and len(record["trials"]) == 3
+    has_target = np.diff(seen[0][0].targets.indptr) > 0
+    for data, users in seen:
+        assert np.array_equal(users, split.val)
+        assert not (np.diff(data.targets.indptr)[split.test] > 0).any()
+        assert not (np.diff(data.targets.indptr)[split.val] > 0).any()
+    assert has_target[split.train].any()
+
+
+@pytest.mark.parametrize("method", ["tifu-knn", "up-cf"])
+def test_tuning_result_does_not_depend_on_test_targets(task_split, method: str) -> None:
+    task, split = task_split
+    a = tuning.tune_baseline(method, task, split, budget=4)
+    b = tuning.tune_baseline(method, with_test_targets_scrambled(task, split), split, budget=4)
+    assert a["trials"] == b["trials"] and a["best"] == b["best"]
+
+
+def test_ranker_tuning_does_not_depend_on_test_targets(task_split) -> None:
+    task, split = task_split
+    grid = tuning.RANKER_GRID[:2]
+    a = tuning.tune_ranker(task, split, FAST_RANKER, grid)
+    b = tuning.tune_ranker(with_test_targets_scrambled(task, split), split, FAST_RANKER, grid)
+    assert [t["params"] for t in a["trials"]] == grid
+    assert a["trials"] == b["trials"]
+    assert a["best"] in grid
+
+
+def test_cache_hit_on_rerun_and_miss_on_another_budget(task_split, tmp_path: Path) -> None:
+    task, split = task_split
+    cache = tuning.TuningCache(tmp_path)
+    first = tuning.tune_baseline("tifu-knn", task, split, budget=2, cache=cache)
+    again = tuning.tune_baseline("tifu-knn", task, split, budget=2, cache=cache)
+    other = tuning.tune_baseline("tifu-knn", task, split, budget=3, cache=cache)
+    assert (first["cached"], again["cached"], other["cached"]) == (False, True, False)
+    assert again["best"] == first["best"] and again["trials"] == first["trials"]
+    assert len(list(tmp_path.glob("*.json"))) == 2
