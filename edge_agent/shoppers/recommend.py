@@ -87,8 +87,8 @@ def popular_recommendations(conn: sqlite3.Connection, popular: list[tuple[str, f
     not what they bought today, still apply when the shopper has consented to us knowing
     it)."""
     products = products_by_id(conn, [pid for pid, _ in popular])
-    personal = profile is not None and profile.consent_personalization
-    just_bought = bought_recently(profile, now) if personal and profile is not None else set()
+    consented = profile if profile is not None and profile.consent_personalization else None
+    just_bought = bought_recently(consented, now)
     chosen = []
     for product_id, share in popular:
         product = products.get(product_id)

@@ -13,13 +13,18 @@ from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
 
 DAY_S = 86400.0
-# On the list when the predicted median is within this many days ("upcoming"); urgent when
-# the model's urgency (the chance of buying the category within the coming week) reaches
-# this, or it is due today, or the shopper's own habit is overdue: "you buy milk about
-# every 6 days; it's been 7".
+# On the list when the predicted median is within this many days ("upcoming"), or the
+# shopper's own habit is overdue; urgent when the model's urgency (the chance of buying the
+# category within the coming week) reaches this, or it is due today, or overdue: "you buy
+# milk about every 6 days; it's been 7".
 UPCOMING_DAYS = 7.0
 URGENT_AT = 0.75
 DUE_NOW_DAYS = 0.5
+# Overdue counts in cycles of the shopper's own habit (see `overdue`): a whole cycle since
+# the last purchase is due; a habit missed this many times running has been dropped, or
+# moved to another shop, and leaves the list.
+DUE_AFTER_CYCLES = 1.0
+DROPPED_AFTER_CYCLES = 5.0
 # A category bought once gives no cycle to speak of; the list needs a habit.
 MIN_PURCHASES_FOR_LIST = 2
 
@@ -74,10 +79,10 @@ def category_timings(profile: Profile, models: LoadedModels, now: datetime) -> l
 
 def shopping_list(conn: sqlite3.Connection, profile: Profile,
                   timings: list[CategoryTiming]) -> list[ListItem]:
-    """The categories due soon (of `timings`, from :func:`category_timings`), each as the
-    product this shopper usually buys there."""
-    timings = [t for t in timings
-               if t.purchases >= MIN_PURCHASES_FOR_LIST and t.days_until <= UPCOMING_DAYS]
+    """The categories due soon or overdue (of `timings`, from :func:`category_timings`),
+    most overdue first, each as the product this shopper usually buys there."""
+    timings = [t for t in timings if t.purchases >= MIN_PURCHASES_FOR_LIST and (
+        t.days_until <= UPCOMING_DAYS or DUE_AFTER_CYCLES <= overdue(t) < DROPPED_AFTER_CYCLES)]
     if not timings or profile.features is None:
         return []
     usual = _usual_products(conn, profile)
@@ -87,7 +92,7 @@ def shopping_list(conn: sqlite3.Connection, profile: Profile,
         if product is None:
             continue
         urgent = (timing.urgency >= URGENT_AT or timing.days_until <= DUE_NOW_DAYS
-                  or overdue(timing) >= 1.0)
+                  or overdue(timing) >= DUE_AFTER_CYCLES)
         items.append(ListItem(product, timing, "urgent" if urgent else "upcoming",
                               _reason(product.category, timing)))
     return items

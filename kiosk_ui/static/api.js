@@ -45,7 +45,7 @@ export async function api(path, { method = "GET", body } = {}) {
   let code = "";
   try {
     const data = await response.json();
-    detail = data?.error?.message || data?.detail || "";
+    detail = data?.error?.message || "";
     code = data?.error?.code || "";
   } catch {
     // not JSON: keep the generic message

@@ -28,8 +28,10 @@ async function refreshRestock() {
     const { alerts } = await api("/v1/staff/restock-alerts");
     $("restock").replaceChildren(...alerts.map((alert) => el("li", { "data-shelf": alert.shelf_id },
       el("span", {}, el("strong", {}, alert.name || alert.product_id),
-        el("span", { class: "where muted" },
-          `${alert.location || `Shelf ${alert.shelf_id}`} · ${Math.round(alert.fill_ratio * 100)}% full`)),
+        el("span", { class: "where muted" }, [
+          alert.location || `Shelf ${alert.shelf_id}`,
+          ...(alert.severity === "empty" ? [] : [`${Math.round(alert.fill_ratio * 100)}% full`]),
+        ].join(" · "))),
       el("span", { class: `badge ${alert.severity}` }, alert.severity === "empty" ? "Empty" : "Low"))));
     $("restock-empty").hidden = alerts.length > 0;
     $("restock-count").textContent = alerts.length ? `(${alerts.length})` : "";

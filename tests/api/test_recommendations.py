@@ -105,3 +105,18 @@ def test_an_empty_shelf_or_an_allergen_removes_a_product(ranked_shopper: Store) 
     db.close()
     after = {item["product_id"] for item in _recommend(ranked_shopper)["items"]}
     assert emptied not in after and allergic not in after
+
+
+def test_nothing_bought_today_is_suggested(ranked_shopper: Store) -> None:
+    before = [item["product_id"] for item in _recommend(ranked_shopper)["items"]]
+    bought = before[:2]
+    assert len(bought) == 2
+    events = count(ranked_shopper.db_path, "SELECT count(*) FROM events")
+    buy(ranked_shopper, "C-RANK", 0.1, *bought)  # this morning
+    wait_until(lambda: count(ranked_shopper.db_path, "SELECT count(*) FROM events")
+               == events + 1)
+    wait_until(lambda: not set(bought) & {
+        item["product_id"] for item in _recommend(ranked_shopper)["items"]},
+        what="today's purchases to leave the suggestions")
+    after = _recommend(ranked_shopper)["items"]
+    assert after and all("last bought today" not in item["reason"] for item in after)

@@ -1,7 +1,7 @@
 """A store with enough in it to look like one: the demo catalog, a family whose list is 15
-items long, a shopper whose two stops are a metre apart, 50 shelves running low, sales
-this hour. Everything goes through the real paths (the catalog into SQLite as the back
-office loads it, sales and shelf readings over MQTT)."""
+items long (all of them due), a shopper whose two stops are a metre apart, 50 shelves
+running low, sales this hour. Everything goes through the real paths (the catalog into
+SQLite as the back office loads it, sales and shelf readings over MQTT)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from pathlib import Path
 
 from edge_agent.demo.catalog import Product, generate_catalog
 from tests.api.conftest import days_ago, seed_catalog
-from tests.ingestion.conftest import STORE, Publisher, count, pos_event, shelf_event, wait_until
+from tests.ingestion.conftest import (
+    STORE,
+    Publisher,
+    count,
+    pos_event,
+    shelf_event,
+    wait_until,
+)
 
 # The family's habits: one product of each of these categories, bought weekly for four
 # weeks; the list is then 15 items long, over most of the store.
@@ -22,10 +29,15 @@ FAMILY_CATEGORIES = ("fruit", "vegetables", "bread", "milk", "cheese", "eggs", "
 FAMILY = {"customer_id": "C-FAMILY", "loyalty_number": "1000000015", "household_size": 4,
           "consent_personalization": 1, "consent_staff_assist": 1}
 # Flowers by the door and the grab-and-go chiller beside them: two stops a metre apart.
+# (The demo catalog sells no flowers; the layout has a stand for them.)
+TULIPS = Product("TULIPS", "Tulips bunch of 10", "Bloom", "flowers", "flowers", 4.0,
+                 "bunch of 10", "ambient", (), (), meat=False)
 NEIGHBOURS_CATEGORIES = ("flowers", "sandwiches")
 NEIGHBOURS = {"customer_id": "C-DOORWAY", "loyalty_number": "1000000016", "household_size": 1,
               "consent_personalization": 1, "consent_staff_assist": 0}
 WEEKS_OF_HISTORY = (28, 21, 14, 7)
+# The family shops on two days a week, their products split between them.
+FAMILY_SHOPPING_DAYS = 2
 # Shelves reported low for the staff handheld: a busy afternoon.
 LOW_SHELVES = 50
 
@@ -50,7 +62,7 @@ def seed_store(db_path: Path, publisher: Publisher) -> SeededStore:
     shopping (the family's products staggered over the week, as a household tops up)."""
     import sqlite_utils
 
-    catalog = generate_catalog(0)
+    catalog = [*generate_catalog(0), TULIPS]
     seed_catalog(db_path)  # the small test catalog and its shoppers too (C-WEEKLY, ...)
     db = sqlite_utils.Database(db_path)
     db["products"].upsert_all(
@@ -63,10 +75,10 @@ def seed_store(db_path: Path, publisher: Publisher) -> SeededStore:
     neighbours = _first_of(catalog, NEIGHBOURS_CATEGORIES)
     before = count(db_path, "SELECT count(*) FROM events")
     sales = 0
-    for offset in range(4):  # last bought 7, 6, 5 or 4 days ago
-        products = list(family.values())[offset::4]
+    for offset in range(FAMILY_SHOPPING_DAYS):  # last bought 7 or 8 days ago: all due
+        products = list(family.values())[offset::FAMILY_SHOPPING_DAYS]
         for age in WEEKS_OF_HISTORY:
-            _buy(publisher, FAMILY["customer_id"], age - offset, products)
+            _buy(publisher, FAMILY["customer_id"], age + offset, products)
             sales += 1
     for age in WEEKS_OF_HISTORY:
         _buy(publisher, NEIGHBOURS["customer_id"], age, list(neighbours.values()))

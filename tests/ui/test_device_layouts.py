@@ -5,17 +5,22 @@ docs/screenshots are taken here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from tests.ui.conftest import SCREENSHOTS, LiveStore
-from tests.ui.seeding import FAMILY, NEIGHBOURS, SeededStore, run_shelves_low
+from tests.ui.seeding import FAMILY, NEIGHBOURS, SeededStore, run_shelves_low, sell_now
 
 Device = Callable[[int, int], object]
-LANDSCAPE, PORTRAIT, PHONE = (1920, 1080), (1080, 1920), (390, 844)
+LANDSCAPE, PORTRAIT, PHONE, DESK = (1920, 1080), (1080, 1920), (390, 844), (1280, 900)
 # On a portrait totem the map spans the screen (a column of a landscape layout is ~55%).
 PORTRAIT_MAP_SHARE = 0.9
 # Boxes closer than this (CSS px) are taken to touch: anti-aliasing, rounding.
 TOUCH_PX = 0.5
+# display.js: a display refreshes at most every 5 s, every 30 s unless told otherwise.
+DISPLAY_MIN_REFRESH_S, DISPLAY_DEFAULT_REFRESH_S = 5.0, 30.0
+# How long a display's requests are counted: a little over one minimum interval.
+DISPLAY_WATCH_S = 7.0
 
 
 def _screenshot(page: object, name: str) -> None:
@@ -136,3 +141,39 @@ def test_staff_phone_reaches_every_section_in_one_tap(
     page.locator("#map svg polyline.path").wait_for()  # type: ignore[attr-defined]
     assert "milk" in page.locator("#find-result").inner_text().lower()  # type: ignore[attr-defined]
     assert _no_sideways_scroll(page)
+    # A wide screen (a tablet on a stand, the back office) shows the three side by side.
+    wide = device(*DESK)
+    wide.goto(store.page_url("staff", "staff"))  # type: ignore[attr-defined]
+    wide.locator("#restock li").nth(49).wait_for()  # type: ignore[attr-defined]
+    assert wide.get_by_label("Shopper's loyalty number").is_visible()  # type: ignore[attr-defined]
+    assert wide.get_by_label("Product name or code").is_visible()  # type: ignore[attr-defined]
+    _screenshot(wide, "staff.png")
+
+
+def test_display_refresh_is_clamped_to_a_sane_interval(live_store: LiveStore,
+                                                       device: Device) -> None:
+    """`refresh=0` (or a typo) once meant a request every few milliseconds."""
+    for requested, interval_s in (("0", DISPLAY_MIN_REFRESH_S),
+                                  ("soon", DISPLAY_DEFAULT_REFRESH_S)):
+        page = device(*LANDSCAPE)
+        sent: list[float] = []
+        page.on("request", lambda request, sent=sent: sent.append(time.monotonic())  # type: ignore[attr-defined]
+                if "/v1/" in request.url else None)
+        page.goto(live_store.page_url("display", "display", refresh=requested))  # type: ignore[attr-defined]
+        page.wait_for_timeout(DISPLAY_WATCH_S * 1000)  # type: ignore[attr-defined]
+        watched = time.monotonic() - sent[0]
+        assert len(sent) <= 1 + int(watched // interval_s), (requested, len(sent))
+        page.close()  # type: ignore[attr-defined]
+
+
+def test_display_shows_what_sells_now_across_the_store(
+        seeded: tuple[LiveStore, SeededStore], device: Device) -> None:
+    store, shop = seeded
+    sell_now(store.db_path, store.publisher, list(shop.family.values())[:6])
+    page = device(*LANDSCAPE)
+    page.goto(store.page_url("display", "display"))  # type: ignore[attr-defined]
+    page.locator("#trending li").nth(5).wait_for(timeout=15_000)  # type: ignore[attr-defined]
+    assert _no_sideways_scroll(page)
+    places = page.locator("#trending li span.muted").all_inner_texts()  # type: ignore[attr-defined]
+    assert all(places), places
+    _screenshot(page, "display.png")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from tests.api.conftest import days_ago, seed_catalog
 from tests.ingestion.conftest import count, pos_event, shelf_event, wait_until
-from tests.ui.conftest import SCREENSHOTS, LiveStore
+from tests.ui.conftest import LiveStore
 
 # A display refreshes every 5 s at the fastest (display.js), and store-wide answers are
 # served stale while they are recomputed (edge_agent/api/cache.py): a sale shows within two
@@ -23,8 +23,6 @@ def test_staff_page_shows_an_alert_after_a_shelf_runs_empty(live_store: LiveStor
     alert = page.locator("li[data-shelf='S-milk-1']")  # type: ignore[attr-defined]
     alert.wait_for(timeout=15_000)
     assert "Empty" in alert.inner_text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "staff.png"))  # type: ignore[attr-defined]
 
 
 def test_display_page_refreshes_itself(live_store: LiveStore, page: object) -> None:
