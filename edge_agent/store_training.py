@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 TRAINED_MARKER = "trained.json"
 # What a finished training is valid for: the feature code, and this module's recipe
 # (bump it when what the store trains on changes, so cached models are retrained).
-STORE_TRAINING_VERSION = "3"
+STORE_TRAINING_VERSION = "4"
 TRAINED_FOR = f"{STATE_VERSION}|store-training:{STORE_TRAINING_VERSION}"
 # The timing model's history: 400 days (210 for the split's horizon, test and validation,
 # the rest for training) of 300 shoppers, about 270k line items; generated in 4 s, trained

@@ -12,20 +12,14 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from edge_agent.api.errors import ServingError
-from edge_agent.settings import ApiKey, Role
+from edge_agent.settings import MIN_API_KEY_LENGTH, ApiKey, Role
 
 API_KEY_HEADER = "X-API-Key"
 _header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False,
                        description="A key issued to a kiosk, display, staff device or admin")
 
 
-def _shortest_key() -> int:
-    """The shortest key the settings accept (ApiKey's own rule, so the two cannot drift)."""
-    return next((int(rule.min_length) for rule in ApiKey.model_fields["key"].metadata
-                 if hasattr(rule, "min_length")), 0)
-
-
-MIN_KEY_LENGTH = _shortest_key()
+MIN_KEY_LENGTH = MIN_API_KEY_LENGTH  # the settings refuse shorter keys, so none is valid
 
 
 class NotSignedIn(ServingError):
