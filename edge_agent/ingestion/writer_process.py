@@ -120,9 +120,12 @@ class WriterProcess:
 
 
 def _writer_main(batches: Connection, results: Connection) -> None:
-    # Ctrl-C reaches the whole process group; the agent decides when the writer stops (it
-    # sends None after the last batch), so an interrupt must not cut a commit short.
+    # Ctrl-C, systemd's stop and `timeout` signal the whole process group; the agent decides
+    # when the writer stops (it sends None after the last batch), so neither may cut a commit
+    # short or leave the agent restarting a writer on its way out. If the agent dies, the
+    # pipe's EOF ends the writer.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         first = batches.recv()
     except EOFError:

@@ -6,6 +6,7 @@ lifespan) and `edge-agent run --workers 2` (the agent process beside two HTTP wo
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -340,3 +341,27 @@ def test_timestamps_are_stored_fixed_width_utc(store_agent: StoreAgent,
                what="stored")
     (row,) = rows(store_agent.db_path, "SELECT ts FROM events")
     assert row["ts"] == format_ts(moment) and len(row["ts"]) == 27
+
+
+def test_a_sigterm_to_the_whole_group_does_not_kill_the_writer_mid_batch(
+        mosquitto_broker: MosquittoBroker, publisher: Publisher, tmp_path: Path) -> None:
+    # `timeout`, Ctrl-C and a systemd stop signal every process of the agent; the agent
+    # stops its writer itself, after the last batch.
+    from edge_agent.agent import Agent
+
+    db_path = tmp_path / "edge.db"
+    settings = load_settings(store_id=STORE, broker=mosquitto_broker.url, db=db_path,
+                             batch_max_wait_ms=5)
+    with Agent(settings) as agent:
+        assert agent.ingestion.wait_connected(10)
+        publisher.event(zone_event(ts=iso(datetime.now(UTC))))
+        publisher.flush()
+        wait_until(lambda: count(db_path, "SELECT count(*) FROM events") == 1, what="stored")
+        writer = agent.ingestion.writer_pid  # running and committing
+        assert writer is not None
+        os.kill(writer, signal.SIGTERM)
+        publisher.event(zone_event(ts=iso(datetime.now(UTC))))
+        publisher.flush()
+        wait_until(lambda: count(db_path, "SELECT count(*) FROM events") == 2, what="stored")
+        assert agent.ingestion.writer_pid == writer
+        assert agent.metrics.registry.get_sample_value("edge_ingest_storage_errors_total") == 0
