@@ -4,7 +4,8 @@
 features up to date, then starts ingestion (MQTT and its writer process), the model registry
 and its bundle watcher, retention, the storage watch and the supervisor; `stop()` ends them
 in reverse. The one-worker app (its lifespan) and `edge-agent run --workers N` (the agent
-process) call only these two. The uplink and the model updater join here.
+process) call only these two. With `cloud_credentials` set, the uplink runs here too (its
+own thread and database connection); the model updater will join it.
 
 The supervisor restarts ingestion whose pump stopped unexpectedly (a new MQTT connection, so
 the broker redelivers whatever was not acknowledged); past a restart budget it declares the
@@ -33,7 +34,8 @@ from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
 from edge_agent.storage import open_database
 from edge_agent.storage.lock import DatabaseLock
-from edge_agent.storage.retention import purge_once
+from edge_agent.storage.retention import UNSENT_EVENTS, purge_once
+from edge_agent.uplink.service import LinkStatus, UplinkService
 from models.events import utc_now
 
 logger = logging.getLogger(__name__)
@@ -51,6 +53,8 @@ RESTART_WINDOW_S = 600.0
 # calls of half a second each, with the writer's commits in between.
 PURGE_CALLS_PER_TICK = 10
 PURGE_BACKLOG_PAUSE_S = 0.5
+# The uplink's backlog, age and alarm are read this often (a cheap indexed query).
+UPLINK_CHECK_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class AgentHealth:
     storage_detail: str | None
     free_bytes: int | None
     failed: str | None = None  # the agent gave up (restart budget spent): why
+    link: dict[str, Any] | None = None  # the cloud link's LinkStatus; None: no link configured
 
     @property
     def storage_ok(self) -> bool:
@@ -100,6 +105,7 @@ class Agent:
         self._restarts: deque[float] = deque()
         self._free_bytes: int | None = None
         self._purge_conn: sqlite3.Connection | None = None
+        self._uplink: UplinkService | None = None
         self.failed: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -119,12 +125,19 @@ class Agent:
             self._ingestion.start()
             if self._load_models:
                 self._watcher = start_models(self.settings, self.models)
+            if self.settings.cloud_credentials is not None:
+                self._uplink = UplinkService(self.settings, self.metrics)
+                self._uplink.start()
             self._check_storage()
             self._tasks = [
                 PeriodicTask("supervisor", self._supervise, SUPERVISE_INTERVAL_S),
                 PeriodicTask("storage-watch", self._check_storage, STORAGE_CHECK_INTERVAL_S),
                 PeriodicTask("retention", self._purge, self.settings.purge_interval_s),
             ]
+            if self._uplink is not None:
+                self._uplink.refresh()
+                self._tasks.append(PeriodicTask("uplink-watch", self._uplink.refresh,
+                                                UPLINK_CHECK_INTERVAL_S))
             for task in self._tasks:
                 task.start()
         except BaseException:
@@ -137,6 +150,9 @@ class Agent:
         for task in reversed(self._tasks):
             task.stop()
         self._tasks = []
+        if self._uplink is not None:
+            self._uplink.stop()
+            self._uplink = None
         if self._watcher is not None:
             self._watcher.stop()
             self._watcher = None
@@ -175,6 +191,13 @@ class Agent:
     def stats(self) -> IngestStats:
         return self.ingestion.stats()
 
+    @property
+    def uplink(self) -> UplinkService | None:
+        return self._uplink
+
+    def link_status(self) -> LinkStatus | None:
+        return None if self._uplink is None else self._uplink.status()
+
     def health(self) -> AgentHealth:
         ingestion = self.ingestion
         stall = ingestion.stall_seconds()
@@ -188,7 +211,8 @@ class Agent:
             storage, detail = "ok", None
         return AgentHealth(broker=ingestion.connected, committing=stall < COMMIT_STALL_S,
                            stall_s=round(stall, 3), storage=storage, storage_detail=detail,
-                           free_bytes=free, failed=self.failed)
+                           free_bytes=free, failed=self.failed,
+                           link=None if self._uplink is None else self._uplink.status().to_dict())
 
     # -- background jobs ---------------------------------------------------------------------
 
@@ -230,6 +254,8 @@ class Agent:
             logger.warning("storage low: %d MiB free for %s (alarm below %d MiB)",
                            free // 2**20, self.settings.db, self.settings.storage_alarm_free_mb)
         self._free_bytes = free
+        if self._uplink is not None:
+            self._uplink.set_storage_low(low)
         self.metrics.storage_free_bytes.set(free)
         self.metrics.storage_low.set(int(low))
 
@@ -243,6 +269,10 @@ class Agent:
             for table, rows in result.deleted.items():
                 if rows:
                     self.metrics.purged_rows.labels(table).inc(rows)
+            if result.deleted[UNSENT_EVENTS]:
+                logger.warning("deleted %d events the cloud never got: older than"
+                               " uplink_max_unsent_days (%g)", result.deleted[UNSENT_EVENTS],
+                               self.settings.uplink_max_unsent_days)
             if not result.more:
                 return
             time.sleep(PURGE_BACKLOG_PAUSE_S)

@@ -53,3 +53,27 @@ class AgentMetrics:
         self.mqtt_connects = Counter(
             "edge_mqtt_connects", "Successful (re)connections to the store broker",
             registry=self.registry)
+        # The cloud link (edge_agent/uplink).
+        self.uplink_backlog_events = Gauge(
+            "edge_uplink_backlog_events", "Committed events the cloud has not acknowledged",
+            registry=self.registry)
+        self.uplink_oldest_unsent_seconds = Gauge(
+            "edge_uplink_oldest_unsent_seconds", "Age of the oldest event not yet uplinked",
+            registry=self.registry)
+        self.uplink_events = Counter(
+            "edge_uplink_events", "Events the cloud acknowledged (rate: events/s)",
+            registry=self.registry)
+        self.uplink_bytes = Counter(
+            "edge_uplink_bytes", "Compressed bytes the cloud acknowledged (rate: bytes/s)",
+            registry=self.registry)
+        self.uplink_connected = Gauge(
+            "edge_uplink_connected", "1 while connected to the cloud", registry=self.registry)
+        self.uplink_state = Gauge(
+            "edge_uplink_state", "1 for the link's current state", ["state"],
+            registry=self.registry)
+        self.uplink_alarm = Gauge(
+            "edge_uplink_alarm", "1 while the backlog is too old or the cloud refuses us",
+            registry=self.registry)
+        self.uplink_refused = Counter(
+            "edge_uplink_refused", "Batches the cloud refused (PUBACK reason 0x80 or above)",
+            registry=self.registry)

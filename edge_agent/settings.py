@@ -147,6 +147,19 @@ class Settings(BaseSettings):
     retention_sales_days: float = Field(default=366.0, gt=0)
     retention_dead_letters_days: float = Field(default=14.0, gt=0)
     purge_interval_s: float = Field(default=60.0, gt=0)
+    # The cloud link (docs/cloud-link.md): the directory `cloud-sync fleet provision` wrote
+    # (link.json, certificate, private key, CA, the chain's pseudonym key). None: the store
+    # runs as an island, and retention does not wait for an uplink.
+    cloud_credentials: Path | None = None
+    # With a link, events the cloud has not acknowledged outlive retention_events_days. An
+    # oldest unsent event older than this raises the uplink alarm (metric, /readyz degraded,
+    # log): at a busy store's ~1 GB of event log a day, days before a sane disk fills.
+    uplink_backlog_alarm_hours: float = Field(default=12.0, gt=0)
+    # What gives way when the link stays down (docs/cloud-link.md). None: nothing; unsent
+    # events are kept until the disk's own alarm and then its limit stop ingestion (sensors
+    # and tills keep their messages in the broker meanwhile). A number of days: unsent
+    # events older than that are deleted, counted (edge_uplink_dropped_events) and logged.
+    uplink_max_unsent_days: float | None = Field(default=None, gt=0)
     # Free space on the database's filesystem below which the agent raises the "storage
     # low" alarm (metric, /readyz, log): days of ingestion at a busy store's rates.
     storage_alarm_free_mb: int = Field(default=2048, ge=0)

@@ -233,3 +233,13 @@ def _master_data(db: sqlite_utils.Database) -> None:
                  " applied_at TEXT NOT NULL)")
     conn.execute("CREATE TABLE erased_customers (customer_id TEXT PRIMARY KEY,"
                  " erased_at TEXT NOT NULL)")
+
+
+@migration(7, "the uplink's durable cursor over the event log, and this database's outbox id")
+def _uplink_cursor(db: sqlite_utils.Database) -> None:
+    # One row. `seq` is the last event the cloud acknowledged; `outbox_id` is random per
+    # database so a reinstalled store (seq counting from 1 again) never reuses a batch id.
+    db.conn.execute("CREATE TABLE uplink_cursor (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                    " outbox_id TEXT NOT NULL, seq INTEGER NOT NULL, updated_at TEXT)")
+    db.conn.execute("INSERT INTO uplink_cursor (id, outbox_id, seq)"
+                    " VALUES (1, lower(hex(randomblob(6))), 0)")

@@ -22,7 +22,8 @@ What is kept, and for how long (the settings; docs/storage.md has the defaults a
 
 Events go by when they arrived, not by their `ts`: a back-filled history (a till back
 online, a dataset replay) carries old timestamps, and must stay for the retention period
-after it arrived (the uplink has yet to send it). Not purged: one-row-per-thing state (shelf_state,
+after it arrived. With a cloud link they also wait for the uplink's acknowledgement,
+unless the operator set `uplink_max_unsent_days`. Not purged: one-row-per-thing state (shelf_state,
 shopper_features, products, customers).
 
 A purge statement should find its rows through an index on its condition, so that a batch
@@ -62,6 +63,8 @@ MIN_PAUSE_S = 0.002
 # A sale deletes its lines with it (ON DELETE CASCADE). With a dozen lines to a basket, a
 # batch of batch_rows / 13 sales touches about batch_rows rows in all.
 ROWS_PER_SALE = 13
+# Events deleted before the cloud acknowledged them (uplink_max_unsent_days), counted apart.
+UNSENT_EVENTS = "events_unsent"
 
 
 @dataclass
@@ -92,6 +95,7 @@ class PurgeStep:
     order_by: str = ""  # empty: whatever order the index gives
     rows_per_key: int = 1  # rows one deletion removes in all (a sale takes its lines)
     cascades_to: str = ""  # the table whose rows go with these (ON DELETE CASCADE)
+    counted_as: str = ""  # the name its deletions are counted under (default: the table)
     # At most this many rows may still go (None: all that `where` selects); asked before
     # each batch, outside the write transaction.
     remaining: Callable[[sqlite3.Connection], int] | None = None
@@ -152,8 +156,15 @@ def purge_steps(settings: Settings, now: datetime) -> list[PurgeStep]:
 
     sensor_cutoff = format_ts(before(settings.retention_sensor_days))
     max_rows = settings.dead_letter_max_rows
+    linked = settings.cloud_credentials is not None
+    steps = [expired_events_step(before(settings.retention_events_days), uplinked_only=linked)]
+    if linked and settings.uplink_max_unsent_days is not None:
+        # The operator's choice of what gives way to a link down for too long.
+        steps.append(PurgeStep("events", "received_at < ?",
+                               (int(before(settings.uplink_max_unsent_days).timestamp()),),
+                               counted_as=UNSENT_EVENTS))
     return [
-        expired_events_step(before(settings.retention_events_days)),
+        *steps,
         PurgeStep("zone_traffic", "ts < ?", (sensor_cutoff,)),
         PurgeStep("presence", "ts < ?", (sensor_cutoff,)),
         PurgeStep("interactions", "ts < ?",
@@ -170,14 +181,17 @@ def purge_steps(settings: Settings, now: datetime) -> list[PurgeStep]:
     ]
 
 
-def expired_events_step(received_before: datetime) -> PurgeStep:
+def expired_events_step(received_before: datetime, *, uplinked_only: bool) -> PurgeStep:
     """The raw event log: events that arrived before the cut-off, whatever their `ts`.
 
-    The event log is also the uplink's outbox (`seq` is the commit order): when the uplink
-    lands, its durable cursor joins this condition ("and already uplinked", `seq <= ?`), so
-    an event the cloud has not got yet is never deleted.
+    The event log is also the uplink's outbox (`seq` is the commit order): with a cloud link,
+    only events at or before its durable cursor go, so an event the cloud has not got yet is
+    never deleted by age.
     """
-    return PurgeStep("events", "received_at < ?", (int(received_before.timestamp()),))
+    where = "received_at < ?"
+    if uplinked_only:
+        where += " AND seq <= (SELECT seq FROM uplink_cursor WHERE id = 1)"
+    return PurgeStep("events", where, (int(received_before.timestamp()),))
 
 
 def _delete_batch(conn: sqlite3.Connection, step: PurgeStep, batch_rows: int,
@@ -206,7 +220,7 @@ def _delete_batch(conn: sqlite3.Connection, step: PurgeStep, batch_rows: int,
     result.transactions += 1
     result.longest_transaction_s = max(result.longest_transaction_s, held)
     if deleted:
-        result.deleted[step.table] += deleted
+        result.deleted[step.counted_as or step.table] += deleted
         if step.cascades_to:
             result.deleted[step.cascades_to] += cascaded
         time.sleep(max(held, MIN_PAUSE_S))

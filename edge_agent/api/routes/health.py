@@ -36,10 +36,16 @@ async def readyz(state: State) -> Any:
         "models: no model bundle loaded; personal answers fall back to store favourites"]
     if health.storage == "low":
         degraded.append(f"storage: low ({health.storage_detail})")
+    link = health.link
+    if link is not None and link.get("alarm"):
+        degraded.append(f"link: {link['alarm']}")
+    elif link is not None and link.get("state") != "connected":
+        # No cloud is not a reason to stop serving: ready, and it says so.
+        degraded.append(f"link: {link.get('state')}; events wait in the outbox")
     body = {"ready": ready, "checks": checks, "degraded": degraded,
             "storage": {"state": health.storage, "detail": health.storage_detail,
                         "free_bytes": health.free_bytes},
-            "commit_wait_s": health.stall_s}
+            "commit_wait_s": health.stall_s, "link": link}
     if health.failed is not None:
         body["failed"] = health.failed
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,124 @@
+"""The event log as the uplink's outbox: committed events after a durable cursor.
+
+No second copy of any event: the `events` table is the outbox (`seq` is the commit order) and
+`uplink_cursor.seq` the last event the cloud acknowledged, moved only after its PUBACK. A
+batch is cut the same way from the same cursor every time (a fixed event and byte budget,
+halved until the compressed payload fits IoT Core's 128 KB), so a batch sent again after a
+crash carries the same batch id and lands on the same lake object.
+
+Consent is read when a batch is cut, not when the event arrived: a shopper who withdrew
+consent (or was erased) goes up anonymous from that moment, backlog included.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from cloud_sync.link.batch import MAX_PAYLOAD_BYTES, batch_id_for, encode_batch
+from cloud_sync.link.privacy import pseudonymize, uplink_record
+from models.events import format_ts, utc_now
+
+# Events per batch at most, and their stored JSON bytes at most: with zlib at ~8x on event
+# JSON, 640 KB of bodies come to ~80 KB on the wire, under the 128 KB limit in one go.
+MAX_EVENTS_PER_BATCH = 5000
+MAX_RAW_BYTES_PER_BATCH = 640 * 1024
+# Room left under the payload limit for the MQTT publish's own header (topic, properties).
+PAYLOAD_HEADROOM = 1024
+SHOPPER_FIELD = "customer_id"
+
+
+@dataclass(frozen=True)
+class OutgoingBatch:
+    batch_id: str
+    first_seq: int
+    last_seq: int
+    events: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Backlog:
+    events: int  # committed, not yet acknowledged by the cloud
+    oldest_received_at: int | None  # epoch seconds of the oldest of them
+
+
+class Outbox:
+    def __init__(self, conn: sqlite3.Connection, store_id: str, pseudonym_key: bytes, *,
+                 lock: threading.Lock | None = None) -> None:
+        # One connection shared by the publisher's thread and the metrics' thread.
+        self._lock = lock or threading.Lock()
+        self._conn = conn
+        self._store_id = store_id
+        self._key = pseudonym_key
+        self.outbox_id: str = conn.execute(
+            "SELECT outbox_id FROM uplink_cursor WHERE id = 1").fetchone()[0]
+
+    def cursor(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT seq FROM uplink_cursor WHERE id = 1").fetchone()[0]
+
+    def acknowledge(self, seq: int) -> None:
+        """The cloud has every event up to `seq`; the cursor never moves back."""
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE uplink_cursor SET seq = ?, updated_at = ?"
+                               " WHERE id = 1 AND seq < ?", (seq, format_ts(utc_now()), seq))
+
+    def backlog(self) -> Backlog:
+        cursor = self.cursor()
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT (SELECT max(seq) FROM events), (SELECT received_at FROM events"
+                " WHERE seq > ? ORDER BY seq LIMIT 1)", (cursor,)).fetchone()
+        newest, oldest = row
+        return Backlog(max(0, (newest or 0) - cursor) if oldest is not None else 0, oldest)
+
+    def next_batch(self, after_seq: int) -> OutgoingBatch | None:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, event_id, type, device_id, ts, body FROM events WHERE seq > ?"
+                " ORDER BY seq LIMIT ?", (after_seq, MAX_EVENTS_PER_BATCH)).fetchall()
+        if not rows:
+            return None
+        taken, raw = 0, 0
+        for taken, row in enumerate(rows, start=1):  # noqa: B007 - taken is the count
+            raw += len(row[5])
+            if raw >= MAX_RAW_BYTES_PER_BATCH:
+                break
+        events = self._records(rows[:taken])
+        while True:
+            first, last = rows[0][0], rows[taken - 1][0]
+            batch_id = batch_id_for(self.outbox_id, first, last)
+            payload = encode_batch(self._store_id, batch_id, events[:taken])
+            if len(payload) <= MAX_PAYLOAD_BYTES - PAYLOAD_HEADROOM or taken == 1:
+                return OutgoingBatch(batch_id, first, last, taken, payload)
+            taken = max(1, taken // 2)
+
+    def _records(self, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        events = []
+        for _seq, event_id, kind, device_id, ts, body in rows:
+            event = orjson.loads(body)
+            event.update(event_id=event_id, type=kind, device_id=device_id, ts=ts)
+            events.append(event)
+        consenting = self._consenting({e[SHOPPER_FIELD] for e in events
+                                       if e.get(SHOPPER_FIELD)})
+        pseudonyms = {c: pseudonymize(self._key, c) for c in consenting}
+        return [uplink_record(e, pseudonym=pseudonyms.get(e.get(SHOPPER_FIELD) or ""))
+                for e in events]
+
+    def _consenting(self, shoppers: set[str]) -> set[str]:
+        if not shoppers:
+            return set()
+        ids = sorted(shoppers)
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                found.update(row[0] for row in self._conn.execute(
+                    "SELECT customer_id FROM customers WHERE consent_personalization = 1"
+                    f" AND customer_id IN ({','.join('?' * len(chunk))})", chunk))
+        return found

@@ -1,0 +1,117 @@
+"""The uplink as one service of the agent process: the outbox, the publisher, and the link's
+state as metrics and readiness see it.
+
+A store with no link is still ready (the cloud is an improvement, never a dependency); an
+alarm is raised when the oldest unsent event is older than `uplink_backlog_alarm_hours`, when
+the disk runs low with events still unsent, or when the cloud refuses our certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cloud_sync.link.credentials import LinkCredentials
+from cloud_sync.link.publisher import BatchPublisher, LinkState, OutgoingBatchLike
+from edge_agent.metrics import AgentMetrics
+from edge_agent.settings import Settings, SettingsError
+from edge_agent.storage import open_database
+from edge_agent.uplink.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+STATES = (LinkState.CONNECTING, LinkState.CONNECTED, LinkState.OFFLINE,
+          LinkState.NOT_AUTHORIZED, LinkState.STOPPED)
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    state: str
+    backlog_events: int
+    oldest_unsent_s: float | None
+    alarm: str | None
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_credentials(settings: Settings) -> LinkCredentials:
+    """The link's credentials, checked against this store (a clear SettingsError if not)."""
+    directory = settings.cloud_credentials
+    assert directory is not None
+    try:
+        credentials = LinkCredentials.load(directory)
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"cloud_credentials: {exc}") from None
+    if credentials.thing_name != settings.store_id:
+        raise SettingsError(f"cloud_credentials: issued to store {credentials.thing_name!r},"
+                            f" not to this store ({settings.store_id!r})")
+    if not credentials.pseudonym_key:
+        raise SettingsError(f"cloud_credentials: {directory} has no pseudonym key; shopper"
+                            " ids cannot leave the store without one")
+    return credentials
+
+
+class UplinkService:
+    def __init__(self, settings: Settings, metrics: AgentMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        credentials = load_credentials(settings)
+        self._conn = open_database(settings.db, synchronous=settings.sqlite_synchronous,
+                                   check_same_thread=False).conn
+        self._outbox_lock = threading.Lock()
+        self.outbox = Outbox(self._conn, settings.store_id, credentials.pseudonym_key or b"",
+                             lock=self._outbox_lock)
+        self.publisher = BatchPublisher(credentials, self.outbox, on_delivered=self._delivered)
+        self._status = LinkStatus(LinkState.STOPPED, 0, None, None, None)
+        self._storage_low = False
+
+    def start(self) -> None:
+        self.publisher.start()
+        logger.info("uplink for store %s to %s:%d", self._settings.store_id,
+                    self.publisher.endpoint[0], self.publisher.endpoint[1])
+
+    def stop(self) -> None:
+        self.publisher.stop()
+        self._conn.close()
+
+    def status(self) -> LinkStatus:
+        return self._status
+
+    def set_storage_low(self, low: bool) -> None:
+        self._storage_low = low
+
+    def refresh(self) -> LinkStatus:
+        """Read the backlog, set the metrics and the alarm (a periodic task calls this)."""
+        backlog = self.outbox.backlog()
+        age = (max(0.0, time.time() - backlog.oldest_received_at)
+               if backlog.oldest_received_at is not None else None)
+        state = self.publisher.state
+        alarm = None
+        if state == LinkState.NOT_AUTHORIZED:
+            alarm = "the cloud refuses this store's certificate (NOT_AUTHORIZED)"
+        elif age is not None and age > self._settings.uplink_backlog_alarm_hours * 3600:
+            alarm = (f"events unsent for {age / 3600:.1f} h (alarm at"
+                     f" {self._settings.uplink_backlog_alarm_hours:g} h)")
+        elif self._storage_low and backlog.events:
+            alarm = f"storage low with {backlog.events} events unsent"
+        if alarm and alarm != self._status.alarm:
+            logger.warning("uplink alarm: %s; link %s", alarm, state)
+        self._status = LinkStatus(state, backlog.events, None if age is None else round(age, 1),
+                                  alarm, self.publisher.last_error)
+        metrics = self._metrics
+        metrics.uplink_backlog_events.set(backlog.events)
+        metrics.uplink_oldest_unsent_seconds.set(age or 0.0)
+        metrics.uplink_connected.set(int(self.publisher.connected))
+        for name in STATES:
+            metrics.uplink_state.labels(name).set(int(name == state))
+        metrics.uplink_alarm.set(int(alarm is not None))
+        return self._status
+
+    def _delivered(self, batch: OutgoingBatchLike) -> None:
+        self._metrics.uplink_events.inc(batch.events)
+        self._metrics.uplink_bytes.inc(len(batch.payload))
