@@ -4,6 +4,7 @@
     cloud-sync fleet provision --store ID --out DIR --local DIR
     cloud-sync fleet provision --store ID --out DIR --region R --aws-issued --root-ca PEM
     cloud-sync lake worker|compact|count ...         (cloud_sync/lake/commands.py)
+    cloud-sync master push KIND FILE --store ID ...  (cloud_sync/fleet/commands.py)
 
 Command groups register in `COMMAND_GROUPS` (name, function adding the group's parser); a
 leaf command sets `handler` (args -> exit code). Errors are one line on stderr, exit code 2.
@@ -23,6 +24,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cloud_sync.fleet.commands import add_master_group
 from cloud_sync.lake.commands import add_lake_group
 
 logger = logging.getLogger(__name__)
@@ -179,6 +181,7 @@ COMMAND_GROUPS: list[tuple[str, AddGroup]] = [
     ("local", add_local_group),
     ("fleet", add_fleet_group),
     ("lake", add_lake_group),
+    ("master", add_master_group),
 ]
 
 

@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge_agent.masterdata.records import KINDS
 from edge_agent.settings import Settings, SettingsError, load_settings
 from edge_agent.storage.lock import DatabaseInUse, DatabaseLock
+from models.masterdata.records import KINDS
 
 logger = logging.getLogger(__name__)
 

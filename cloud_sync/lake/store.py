@@ -3,6 +3,7 @@
     events/dt=YYYY-MM-DD/store=ID/part-{batch_id}.parquet     one per batch and day, by workers
     events/dt=YYYY-MM-DD/store=ID/compacted-{digest}.parquet  one per partition, by `compact`
     dead-letters/dt=YYYY-MM-DD/{digest}.json                  batches no worker could read
+    erasures/{digest}.json                                     pseudonyms erased, re-applied
 
 `dt=` first: a daily job (analysis, retraining) reads one prefix for the whole fleet, and a
 thousand stores make a thousand partitions a day, each compacted to one object. The key of a
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 EVENTS_PREFIX = "events/"
 DEAD_LETTERS_PREFIX = "dead-letters/"
+# Every erasure is recorded, so compaction takes the shopper out again of any batch that was
+# still on its way when the erasure ran.
+ERASURES_PREFIX = "erasures/"
 PERSONAL_ONLY_TYPES = ("presence", "interaction")  # meaningless without the shopper
 
 
@@ -124,6 +128,7 @@ class Lake:
         merged = pa.concat_tables(tables)
         unique = _first_of_each_event(merged).sort_by([("ts", "ascending"),
                                                        ("event_id", "ascending")])
+        unique, _ = _without_shoppers(unique, self.erased_pseudonyms())
         digest = hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
         new_key = f"{partition.prefix}compacted-{digest}.parquet"
         if keys != [new_key]:
@@ -133,27 +138,31 @@ class Lake:
 
     def erase(self, pseudonyms: Iterable[str]) -> int:
         """Take shoppers out of every object: their presence and interactions go, their sales
-        stay as anonymous baskets (as at the edge). Returns the rows changed or removed."""
-        targets = pa.array(sorted(set(pseudonyms)), pa.string())
-        if len(targets) == 0:
+        stay as anonymous baskets (as at the edge). The erasure is recorded first, so
+        compaction applies it again to anything that arrives later. Returns the rows changed
+        or removed."""
+        targets = sorted(set(pseudonyms))
+        if not targets:
             return 0
+        body = json.dumps({"pseudonyms": targets}).encode()
+        key = f"{ERASURES_PREFIX}{hashlib.sha256(body).hexdigest()[:32]}.json"
+        self._s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         changed = 0
         for key in self._keys(EVENTS_PREFIX):
-            table = self._get_table(key)
-            theirs = pc.fill_null(pc.is_in(table["customer_id"], value_set=targets), False)
-            hits = pc.sum(theirs).as_py() or 0
-            if not hits:
-                continue
-            personal_only = pc.is_in(table["type"], value_set=pa.array(PERSONAL_ONLY_TYPES))
-            keep = pc.invert(pc.and_(theirs, personal_only))
-            kept = table.filter(keep)
-            still = pc.fill_null(pc.is_in(kept["customer_id"], value_set=targets), False)
-            customer = pc.if_else(still, pa.scalar(None, pa.string()), kept["customer_id"])
-            kept = kept.set_column(kept.schema.get_field_index("customer_id"), "customer_id",
-                                   customer)
-            self._put_table(key, kept)
-            changed += hits
+            kept, hits = _without_shoppers(self._get_table(key), targets)
+            if hits:
+                self._put_table(key, kept)
+                changed += hits
         return changed
+
+    def erased_pseudonyms(self) -> set[str]:
+        erased: set[str] = set()
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=ERASURES_PREFIX):
+            for item in page.get("Contents", ()):
+                body = self._s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
+                erased.update(json.loads(body)["pseudonyms"])
+        return erased
 
     # -- S3 ------------------------------------------------------------------------------------
 
@@ -179,6 +188,24 @@ class Lake:
             chunk = keys[start:start + 1000]
             self._s3.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": key} for key in chunk], "Quiet": True})
+
+
+def _without_shoppers(table: pa.Table, pseudonyms: Iterable[str]) -> tuple[pa.Table, int]:
+    """The table without these shoppers' presence and interactions, their sales anonymous;
+    and how many rows were theirs."""
+    targets = pa.array(sorted(set(pseudonyms)), pa.string())
+    if len(targets) == 0 or table.num_rows == 0:
+        return table, 0
+    theirs = pc.fill_null(pc.is_in(table["customer_id"], value_set=targets), False)
+    hits = pc.sum(theirs).as_py() or 0
+    if not hits:
+        return table, 0
+    personal_only = pc.is_in(table["type"], value_set=pa.array(PERSONAL_ONLY_TYPES))
+    kept = table.filter(pc.invert(pc.and_(theirs, personal_only)))
+    still = pc.fill_null(pc.is_in(kept["customer_id"], value_set=targets), False)
+    customer = pc.if_else(still, pa.scalar(None, pa.string()), kept["customer_id"])
+    return kept.set_column(kept.schema.get_field_index("customer_id"), "customer_id",
+                           customer), hits
 
 
 def _first_of_each_event(table: pa.Table) -> pa.Table:

@@ -101,6 +101,8 @@ class LinkClient:
         self.connections = 0  # successful connections so far (1 + reconnects)
         self.session_present: bool | None = None  # as the last CONNACK said
         self._subscriptions: dict[str, int] = {}  # filter -> QoS, granted by the broker
+        # Filters to subscribe on every connection, the first included (subscribe_on_connect).
+        self._standing: dict[str, int] = {}
         self.resubscriptions = 0  # SUBACKs of successful resubscriptions after reconnects
         self.client: mqtt5.Client | None = None
 
@@ -122,7 +124,7 @@ class LinkClient:
         self.session_present = bool(data.connack_packet and data.connack_packet.session_present)
         logger.info("%s connected to %s (session present: %s)", self.client_id,
                     self.credentials.endpoint, self.session_present)
-        if self.connections > 1 and self._subscriptions:
+        if self._standing or (self.connections > 1 and self._subscriptions):
             self._resubscribe()
         self.connected.set()
         self._first_outcome.set()
@@ -130,9 +132,8 @@ class LinkClient:
     def _resubscribe(self) -> None:
         """Subscribe again after a reconnect (never blocks: we run on awscrt's event loop,
         which must go on to read the SUBACK)."""
-        logger.info("%s: subscribing again to %s", self.client_id,
-                    ", ".join(self._subscriptions))
-        items = list(self._subscriptions.items())
+        items = list({**self._subscriptions, **self._standing}.items())
+        logger.info("%s: subscribing to %s", self.client_id, ", ".join(f for f, _ in items))
         for start in range(0, len(items), MAX_FILTERS_PER_SUBSCRIBE):
             packet = mqtt5.SubscribePacket(subscriptions=[
                 mqtt5.Subscription(topic_filter=f, qos=mqtt5.QoS(q))
@@ -185,6 +186,13 @@ class LinkClient:
         packet = mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS(qos))
         result = self._wait(self._require().publish(packet), timeout, f"publish to {topic}")
         return result.puback
+
+    def subscribe_on_connect(self, topic_filters: Sequence[str], *, qos: int = 1) -> None:
+        """Subscribe whenever connected, now or later: for a client started offline (a
+        store's link) that must not wait for the cloud to start."""
+        self._standing.update({topic_filter: qos for topic_filter in topic_filters})
+        if self.connected.is_set():
+            self._resubscribe()
 
     def subscribe(self, topic_filters: Sequence[str], *, qos: int = 1,
                   timeout: float = ACK_TIMEOUT_S) -> mqtt5.SubackPacket:

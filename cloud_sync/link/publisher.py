@@ -82,7 +82,10 @@ class PublisherStats:
 class BatchPublisher:
     def __init__(self, credentials: LinkCredentials, source: BatchSource, *,
                  max_in_flight: int = MAX_IN_FLIGHT, flow_control: bool = True,
-                 on_delivered: Callable[[OutgoingBatchLike], None] | None = None) -> None:
+                 on_delivered: Callable[[OutgoingBatchLike], None] | None = None,
+                 link: LinkClient | None = None) -> None:
+        """`link`: a connection already opened for this thing (IoT Core allows one per
+        client id, so the store's downlink shares it); else `start` opens one."""
         self._credentials = credentials
         self._source = source
         self._max_in_flight = max(1, min(max_in_flight, MAX_IN_FLIGHT))
@@ -91,7 +94,8 @@ class BatchPublisher:
         self._flow_control = flow_control
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._link: LinkClient | None = None
+        self._link: LinkClient | None = link
+        self._owns_link = link is None
         self._refused = False  # the cloud said NOT_AUTHORIZED and nothing has gone since
         self.last_error: str | None = None
         self.stats = PublisherStats()
@@ -103,8 +107,9 @@ class BatchPublisher:
     def start(self) -> None:
         # A persistent session, client id = thing name (IoT Core's policy requires it): the
         # broker keeps our unacknowledged publishes across a dropped link.
-        self._link = open_link(self._credentials, self._credentials.thing_name, clean=False,
-                               flow_control=self._flow_control)
+        if self._link is None:
+            self._link = open_link(self._credentials, self._credentials.thing_name,
+                                   clean=False, flow_control=self._flow_control)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -112,9 +117,9 @@ class BatchPublisher:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        if self._link is not None:
+        if self._link is not None and self._owns_link:
             self._link.stop()
-            self._link = None
+        self._link = None
 
     def wake(self) -> None:
         """New events were committed: look now rather than at the next poll."""

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent.masterdata.records import (
+from models.events import format_ts, utc_now
+from models.masterdata.records import (
     ConsentRecord,
     CustomerRecord,
     ErasureRecord,
@@ -24,7 +25,6 @@ from edge_agent.masterdata.records import (
     RowError,
     validate,
 )
-from models.events import format_ts, utc_now
 
 # SQLite's bound-parameter limit is 32,766 in current builds; stay well under it.
 CHUNK = 500

@@ -1,5 +1,6 @@
-"""The uplink as one service of the agent process: the outbox, the publisher, and the link's
-state as metrics and readiness see it.
+"""The cloud link as one service of the agent process: one MQTT connection (IoT Core allows
+one per thing) carrying the uplink (the outbox and its publisher) and the master-data
+downlink, and the link's state as metrics and readiness see it.
 
 A store with no link is still ready (the cloud is an improvement, never a dependency); an
 alarm is raised when the oldest unsent event is older than `uplink_backlog_alarm_hours`, when
@@ -14,8 +15,14 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from awscrt import mqtt5
+
 from cloud_sync.link.credentials import LinkCredentials
+from cloud_sync.link.masterdata import MASTER_DATA_COMMAND, RESULTS_SUFFIX
+from cloud_sync.link.mqtt import LinkClient, open_link
 from cloud_sync.link.publisher import BatchPublisher, LinkState, OutgoingBatchLike
+from cloud_sync.topics import command_topic, telemetry_prefix
+from edge_agent.masterdata.downlink import MasterDataDownlink
 from edge_agent.metrics import AgentMetrics
 from edge_agent.settings import Settings, SettingsError
 from edge_agent.storage import open_database
@@ -66,17 +73,34 @@ class UplinkService:
         self._outbox_lock = threading.Lock()
         self.outbox = Outbox(self._conn, settings.store_id, credentials.pseudonym_key or b"",
                              lock=self._outbox_lock)
-        self.publisher = BatchPublisher(credentials, self.outbox, on_delivered=self._delivered)
+        self._credentials = credentials
+        self._link: LinkClient | None = None
+        self.downlink = MasterDataDownlink(settings, acknowledge=self._acknowledge,
+                                           report=self._report)
+        self.publisher: BatchPublisher | None = None
         self._status = LinkStatus(LinkState.STOPPED, 0, None, None, None)
         self._storage_low = False
 
     def start(self) -> None:
+        # Started whether or not the cloud answers: it connects, and reconnects, by itself.
+        self._link = open_link(self._credentials, self._credentials.thing_name, clean=False,
+                               on_publish_data=self.downlink.on_message)
+        self._link.subscribe_on_connect([command_topic(self._settings.store_id,
+                                                       MASTER_DATA_COMMAND)])
+        self.downlink.start()
+        self.publisher = BatchPublisher(self._credentials, self.outbox,
+                                        on_delivered=self._delivered, link=self._link)
         self.publisher.start()
-        logger.info("uplink for store %s to %s:%d", self._settings.store_id,
-                    self.publisher.endpoint[0], self.publisher.endpoint[1])
+        logger.info("cloud link for store %s to %s", self._settings.store_id,
+                    self._credentials.endpoint)
 
     def stop(self) -> None:
-        self.publisher.stop()
+        if self.publisher is not None:
+            self.publisher.stop()
+        self.downlink.stop()
+        if self._link is not None:
+            self._link.stop()
+            self._link = None
         self._conn.close()
 
     def status(self) -> LinkStatus:
@@ -90,7 +114,8 @@ class UplinkService:
         backlog = self.outbox.backlog()
         age = (max(0.0, time.time() - backlog.oldest_received_at)
                if backlog.oldest_received_at is not None else None)
-        state = self.publisher.state
+        publisher = self.publisher
+        state = publisher.state if publisher is not None else LinkState.STOPPED
         alarm = None
         if state == LinkState.NOT_AUTHORIZED:
             alarm = "the cloud refuses this store's certificate (NOT_AUTHORIZED)"
@@ -102,15 +127,27 @@ class UplinkService:
         if alarm and alarm != self._status.alarm:
             logger.warning("uplink alarm: %s; link %s", alarm, state)
         self._status = LinkStatus(state, backlog.events, None if age is None else round(age, 1),
-                                  alarm, self.publisher.last_error)
+                                  alarm, publisher.last_error if publisher else None)
         metrics = self._metrics
         metrics.uplink_backlog_events.set(backlog.events)
         metrics.uplink_oldest_unsent_seconds.set(age or 0.0)
-        metrics.uplink_connected.set(int(self.publisher.connected))
+        metrics.uplink_connected.set(int(publisher is not None and publisher.connected))
         for name in STATES:
             metrics.uplink_state.labels(name).set(int(name == state))
         metrics.uplink_alarm.set(int(alarm is not None))
         return self._status
+
+    def _acknowledge(self, handle: object) -> None:
+        link = self._link
+        if link is not None and link.client is not None:
+            link.client.invoke_publish_acknowledgement(handle)
+
+    def _report(self, result: bytes) -> None:
+        link = self._link
+        if link is not None and link.client is not None and link.connected.is_set():
+            link.client.publish(mqtt5.PublishPacket(
+                topic=telemetry_prefix(self._settings.store_id) + RESULTS_SUFFIX,
+                payload=result, qos=mqtt5.QoS.AT_LEAST_ONCE))
 
     def _delivered(self, batch: OutgoingBatchLike) -> None:
         self._metrics.uplink_events.inc(batch.events)

@@ -7,14 +7,18 @@ import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from awscrt import mqtt5
 
+from cloud_sync.lake.store import Lake
 from cloud_sync.link.credentials import LinkCredentials
 from cloud_sync.link.mqtt import LinkClient, connect_mqtt5
 from cloud_sync.local.broker import find_mosquitto
-from cloud_sync.local.stack import LocalCloud
+from cloud_sync.local.stack import LAKE_BUCKET, LocalCloud
+from edge_agent.broker import MosquittoBroker, free_port
+from tests.cloud.stores import RunningAgent
 
 _ids = itertools.count(1)
 
@@ -90,3 +94,23 @@ def store_credentials(local_cloud: LocalCloud,
         return local_cloud.credentials(identity, tmp_path / "clients" / identity)
 
     return make
+
+
+@pytest.fixture
+def lake(local_cloud: LocalCloud) -> Lake:
+    return Lake(local_cloud.boto3_client("s3"), LAKE_BUCKET)
+
+
+@pytest.fixture
+def agent_factory(mosquitto_broker: MosquittoBroker, tmp_path: Path) -> Iterator[Any]:
+    agents: list[RunningAgent] = []
+
+    def make(store: str, credentials: Path) -> RunningAgent:
+        agent = RunningAgent(store, mosquitto_broker, tmp_path / f"{store}.db", credentials,
+                             free_port())
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop()

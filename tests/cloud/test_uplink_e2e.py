@@ -8,29 +8,21 @@ agent mid-uplink and kill -9 of the lake worker mid-write."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow.compute as pc
 import pytest
 
-from cloud_sync.fleet.provision import OwnCACertificates, provision_store
 from cloud_sync.lake.store import Lake
 from cloud_sync.link.privacy import pseudonymize
-from cloud_sync.local.stack import LAKE_BUCKET, LocalCloud
-from edge_agent.broker import MosquittoBroker, free_port, wait_for_port
+from cloud_sync.local.stack import LocalCloud
+from edge_agent.broker import MosquittoBroker
 from edge_agent.storage import open_database
+from tests.cloud.stores import KEY, TS, LakeWorkerProcess, lake_ids, provision
 from tests.ingestion.conftest import Publisher, new_id, wait_until
 
-KEY = bytes(range(32))
 BACKLOG_EVENTS = 200_000
-TS = "2026-11-21T09:30:00Z"
 
 pytestmark = pytest.mark.slow
 
@@ -38,100 +30,6 @@ pytestmark = pytest.mark.slow
 def zone_event(store: str, n: int) -> dict[str, Any]:
     return {"event_id": new_id(), "store_id": store, "ts": TS, "type": "zone.traffic",
             "people": n % 40, "avg_dwell_s": float(n % 300)}
-
-
-class RunningAgent:
-    def __init__(self, store: str, broker: MosquittoBroker, db: Path, credentials: Path,
-                 port: int) -> None:
-        self.store, self.broker, self.db, self.credentials, self.port = (
-            store, broker, db, credentials, port)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "EDGE_CLOUD_CREDENTIALS": str(self.credentials),
-               "EDGE_BATCH_MAX_WAIT_MS": "5"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent.cli", "run", "--store-id", self.store,
-             "--broker", self.broker.url, "--db", str(self.db), "--port", str(self.port),
-             "--log-level", "WARNING"], env=env, stdin=subprocess.DEVNULL)
-        assert wait_for_port("127.0.0.1", self.port, timeout=60), "the agent did not listen"
-
-    def readyz(self) -> tuple[int, dict[str, Any]]:
-        response = httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=10)
-        return response.status_code, response.json()
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-class LakeWorkerProcess:
-    def __init__(self, cloud: LocalCloud, client_id: str) -> None:
-        self.cloud, self.client_id = cloud, client_id
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cloud_sync.cli", "lake", "worker", "--local",
-             str(self.cloud.directory), "--client-id", self.client_id],
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-        assert self.process.stdout is not None
-        assert b"writing to" in self.process.stdout.readline(), "the lake worker did not start"
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@pytest.fixture
-def lake(local_cloud: LocalCloud) -> Lake:
-    return Lake(local_cloud.boto3_client("s3"), LAKE_BUCKET)
-
-
-def provision(cloud: LocalCloud, store: str, out: Path) -> Path:
-    provision_store(cloud.boto3_client("iot"), store, out, endpoint_host=cloud.broker.host,
-                    endpoint_port=cloud.broker.port, issuer=OwnCACertificates(cloud.ca),
-                    pseudonym_key=KEY)
-    return out / store
-
-
-def lake_ids(lake: Lake, store: str) -> list[str]:
-    return lake.read(store_id=store)["event_id"].to_pylist()
-
-
-@pytest.fixture
-def agent_factory(mosquitto_broker: MosquittoBroker, tmp_path: Path) -> Iterator[Any]:
-    agents: list[RunningAgent] = []
-
-    def make(store: str, credentials: Path) -> RunningAgent:
-        agent = RunningAgent(store, mosquitto_broker, tmp_path / f"{store}.db", credentials,
-                             free_port())
-        agents.append(agent)
-        return agent
-
-    yield make
-    for agent in agents:
-        agent.stop()
 
 
 def test_every_event_reaches_the_lake_exactly_once_through_outage_restarts_and_kills(

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edge_agent.masterdata.records import MasterDataError, RowError
+from models.masterdata.records import MasterDataError, RowError
 
 # A chain's catalog is tens of thousands of products; this bounds what a wrong file costs.
 MAX_FILE_BYTES = 200 * 2**20
