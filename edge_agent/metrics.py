@@ -74,6 +74,12 @@ class AgentMetrics:
         self.uplink_alarm = Gauge(
             "edge_uplink_alarm", "1 while the backlog is too old or the cloud refuses us",
             registry=self.registry)
+        self.uplink_unconfirmed_events = Gauge(
+            "edge_uplink_unconfirmed_events", "Events IoT Core took (PUBACK) that the lake has"
+            " not confirmed writing yet", registry=self.registry)
+        self.uplink_rewinds = Counter(
+            "edge_uplink_rewinds", "Times unconfirmed events were sent again from the lake's"
+            " watermark", registry=self.registry)
         self.uplink_refused = Counter(
             "edge_uplink_refused", "Batches the cloud refused (PUBACK reason 0x80 or above)",
             registry=self.registry)

@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     # and tills keep their messages in the broker meanwhile). A number of days: unsent
     # events older than that are deleted, counted (edge_uplink_dropped_events) and logged.
     uplink_max_unsent_days: float | None = Field(default=None, gt=0)
+    # Events IoT Core took but the lake has not confirmed writing after this long are sent
+    # again (each further time waits twice as long, up to an hour): a PUBACK says only that
+    # the broker took a batch, not that a lake worker wrote it (docs/cloud-link.md).
+    uplink_lake_confirm_timeout_s: float = Field(default=120.0, gt=0)
     # Free space on the database's filesystem below which the agent raises the "storage
     # low" alarm (metric, /readyz, log): days of ingestion at a busy store's rates.
     storage_alarm_free_mb: int = Field(default=2048, ge=0)

@@ -25,10 +25,10 @@ import pyarrow as pa
 from awscrt import mqtt5
 
 from cloud_sync.lake.store import Lake
-from cloud_sync.link.batch import BatchError, decode_batch
+from cloud_sync.link.batch import LAKE_ACK_COMMAND, Batch, BatchError, decode_batch, encode_lake_ack
 from cloud_sync.link.credentials import LinkCredentials
 from cloud_sync.link.mqtt import LinkClient, connect_mqtt5
-from cloud_sync.topics import lake_subscription, store_of_uplink_topic
+from cloud_sync.topics import command_topic, lake_subscription, store_of_uplink_topic
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +78,23 @@ class LakeWorker:
             raise RuntimeError(f"the lake subscription was refused: {code.name}")
         logger.info("lake worker %s subscribed to %s", self._client_id, lake_subscription())
 
-    def stop(self) -> None:
-        self._stop.set()
+    def stop(self, timeout: float = 60.0) -> None:
+        """Leave the group, write and acknowledge what was already received, then end the
+        session: a stopped worker's session would otherwise go on receiving its share of
+        the batches (the broker counts it as a member) with nobody to write them."""
+        link = self._link
+        if link is not None and link.client is not None and link.connected.is_set():
+            try:
+                link.client.unsubscribe(mqtt5.UnsubscribePacket(
+                    topic_filters=[lake_subscription()])).result(10)
+            except Exception:
+                logger.exception("lake worker could not leave the shared subscription")
         self._inbox.put(None)
-        self._thread.join(30)
-        if self._link is not None:
-            self._link.stop()
+        self._thread.join(timeout)
+        self._stop.set()  # a write still retrying after the timeout gives up, unacknowledged
+        self._thread.join(5)
+        if link is not None:
+            link.stop(end_session=True)
 
     # -- the client's thread: hand the batch over, keep its acknowledgement ---------------------
 
@@ -142,6 +153,21 @@ class LakeWorker:
             raise _Unreadable(f"events do not fit the lake's schema: {exc}") from None
         self.stats.batches += 1
         self.stats.events += len(batch.events)
+        self._confirm(batch)
+
+    def _confirm(self, batch: Batch) -> None:
+        """Tell the store the batch is written (it keeps the events until then). QoS 1 and
+        not awaited: a lost confirmation only makes the store send the batch again."""
+        ack = encode_lake_ack(batch)
+        link = self._link
+        if ack is None or link is None or link.client is None:
+            return
+        try:
+            link.client.publish(mqtt5.PublishPacket(
+                topic=command_topic(batch.store_id, LAKE_ACK_COMMAND), payload=ack,
+                qos=mqtt5.QoS.AT_LEAST_ONCE))
+        except Exception:
+            logger.exception("could not confirm batch %s to its store", batch.batch_id)
 
     def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
         delay = S3_RETRY_FIRST_S

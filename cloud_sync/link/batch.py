@@ -28,11 +28,18 @@ class BatchError(ValueError):
     """A payload that is not a valid batch; the message says why."""
 
 
+# The lake's confirmation of a written batch, sent back to the store on
+# cmd/instore/{store}/lake-ack: the store keeps events until the lake has them, whatever the
+# broker did with the batch (a PUBACK only says the broker took it).
+LAKE_ACK_COMMAND = "lake-ack"
+
+
 @dataclass(frozen=True)
 class Batch:
     store_id: str
     batch_id: str
     events: list[dict[str, Any]]
+    seq_range: tuple[int, int] | None = None  # the outbox's first and last seq in the batch
 
     @property
     def event_ids(self) -> list[str]:
@@ -43,10 +50,31 @@ def batch_id_for(outbox_id: str, first_seq: int, last_seq: int) -> str:
     return f"{outbox_id}-{first_seq:012d}-{last_seq:012d}"
 
 
-def encode_batch(store_id: str, batch_id: str, events: Sequence[dict[str, Any]]) -> bytes:
-    body = orjson.dumps({"v": FORMAT_VERSION, "store_id": store_id, "batch_id": batch_id,
-                         "events": list(events)})
-    return zlib.compress(body, COMPRESSION_LEVEL)
+def encode_batch(store_id: str, batch_id: str, events: Sequence[dict[str, Any]],
+                 seq_range: tuple[int, int] | None = None) -> bytes:
+    message: dict[str, Any] = {"v": FORMAT_VERSION, "store_id": store_id,
+                               "batch_id": batch_id, "events": list(events)}
+    if seq_range is not None:
+        message["seq"] = list(seq_range)
+    return zlib.compress(orjson.dumps(message), COMPRESSION_LEVEL)
+
+
+def encode_lake_ack(batch: Batch) -> bytes | None:
+    if batch.seq_range is None:
+        return None
+    first, last = batch.seq_range
+    return orjson.dumps({"batch_id": batch.batch_id, "first_seq": first, "last_seq": last})
+
+
+def decode_lake_ack(payload: bytes) -> tuple[int, int]:
+    try:
+        ack = orjson.loads(payload)
+        first, last = int(ack["first_seq"]), int(ack["last_seq"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise BatchError(f"not a lake acknowledgement: {exc!r}") from None
+    if first > last:
+        raise BatchError("first_seq after last_seq")
+    return first, last
 
 
 def decode_batch(payload: bytes) -> Batch:
@@ -74,4 +102,8 @@ def decode_batch(payload: bytes) -> Batch:
         if not isinstance(event, dict) or not isinstance(event.get("event_id"), str) \
                 or not isinstance(event.get("type"), str) or not isinstance(event.get("ts"), str):
             raise BatchError(f"event {position}: needs event_id, type and ts")
-    return Batch(store_id, batch_id, events)
+    seq = message.get("seq")
+    seq_range = None
+    if isinstance(seq, list) and len(seq) == 2 and all(isinstance(s, int) for s in seq):
+        seq_range = (seq[0], seq[1])
+    return Batch(store_id, batch_id, events, seq_range)

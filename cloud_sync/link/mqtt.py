@@ -206,11 +206,14 @@ class LinkClient:
                 self._subscriptions[topic_filter] = min(int(code), qos)
         return suback
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Disconnect (keeping a persistent session on the broker) and wait until stopped."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S, *, end_session: bool = False) -> None:
+        """Disconnect and wait until stopped. The broker keeps a persistent session unless
+        `end_session` (session expiry 0 on the DISCONNECT): a consumer leaving for good
+        must not leave a session that goes on taking its share of messages."""
         if self.client is None or self.stopped.is_set():
             return
-        self.client.stop()
+        self.client.stop(mqtt5.DisconnectPacket(session_expiry_interval_sec=0)
+                         if end_session else None)
         if not self.stopped.wait(timeout):
             logger.warning("%s did not stop within %.0fs", self.client_id, timeout)
 

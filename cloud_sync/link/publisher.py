@@ -83,9 +83,11 @@ class BatchPublisher:
     def __init__(self, credentials: LinkCredentials, source: BatchSource, *,
                  max_in_flight: int = MAX_IN_FLIGHT, flow_control: bool = True,
                  on_delivered: Callable[[OutgoingBatchLike], None] | None = None,
-                 link: LinkClient | None = None) -> None:
+                 link: LinkClient | None = None,
+                 hold: Callable[[], bool] | None = None) -> None:
         """`link`: a connection already opened for this thing (IoT Core allows one per
-        client id, so the store's downlink shares it); else `start` opens one."""
+        client id, so the store's downlink shares it); else `start` opens one. `hold`: while
+        it says True, nothing new is sent (too much is waiting for the lake's word)."""
         self._credentials = credentials
         self._source = source
         self._max_in_flight = max(1, min(max_in_flight, MAX_IN_FLIGHT))
@@ -96,6 +98,8 @@ class BatchPublisher:
         self._wake = threading.Event()
         self._link: LinkClient | None = link
         self._owns_link = link is None
+        self._hold = hold
+        self._rewind = threading.Event()
         self._refused = False  # the cloud said NOT_AUTHORIZED and nothing has gone since
         self.last_error: str | None = None
         self.stats = PublisherStats()
@@ -120,6 +124,11 @@ class BatchPublisher:
         if self._link is not None and self._owns_link:
             self._link.stop()
         self._link = None
+
+    def rewind(self) -> None:
+        """The source's cursor moved back: drop what is in flight, start from it again."""
+        self._rewind.set()
+        self._wake.set()
 
     def wake(self) -> None:
         """New events were committed: look now rather than at the next poll."""
@@ -157,7 +166,11 @@ class BatchPublisher:
         pending: deque[tuple[OutgoingBatchLike, Future]] = deque()
         after = self._source.cursor()
         while not self._stop.is_set():
-            while link.connected.is_set() and len(pending) < self._max_in_flight:
+            if self._rewind.is_set():
+                self._rewind.clear()
+                return  # _run starts again from the (rewound) cursor
+            while (link.connected.is_set() and len(pending) < self._max_in_flight
+                   and not (self._hold is not None and self._hold())):
                 batch = self._source.next_batch(after)
                 if batch is None:
                     break

@@ -237,9 +237,12 @@ def _master_data(db: sqlite_utils.Database) -> None:
 
 @migration(7, "the uplink's durable cursor over the event log, and this database's outbox id")
 def _uplink_cursor(db: sqlite_utils.Database) -> None:
-    # One row. `seq` is the last event the cloud acknowledged; `outbox_id` is random per
-    # database so a reinstalled store (seq counting from 1 again) never reuses a batch id.
+    # One row. `seq`: the last event IoT Core acknowledged (PUBACK); `lake_seq`: the last
+    # below which the lake confirmed writing every batch (retention waits for this one);
+    # `outbox_id` is random per database so a reinstalled store (seq counting from 1 again)
+    # never reuses a batch id.
     db.conn.execute("CREATE TABLE uplink_cursor (id INTEGER PRIMARY KEY CHECK (id = 1),"
-                    " outbox_id TEXT NOT NULL, seq INTEGER NOT NULL, updated_at TEXT)")
+                    " outbox_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+                    " lake_seq INTEGER NOT NULL DEFAULT 0, updated_at TEXT)")
     db.conn.execute("INSERT INTO uplink_cursor (id, outbox_id, seq)"
                     " VALUES (1, lower(hex(randomblob(6))), 0)")

@@ -185,12 +185,12 @@ def expired_events_step(received_before: datetime, *, uplinked_only: bool) -> Pu
     """The raw event log: events that arrived before the cut-off, whatever their `ts`.
 
     The event log is also the uplink's outbox (`seq` is the commit order): with a cloud link,
-    only events at or before its durable cursor go, so an event the cloud has not got yet is
-    never deleted by age.
+    only events the lake confirmed writing go (`uplink_cursor.lake_seq`), so an event the
+    cloud has not stored yet is never deleted by age.
     """
     where = "received_at < ?"
     if uplinked_only:
-        where += " AND seq <= (SELECT seq FROM uplink_cursor WHERE id = 1)"
+        where += " AND seq <= (SELECT lake_seq FROM uplink_cursor WHERE id = 1)"
     return PurgeStep("events", where, (int(received_before.timestamp()),))
 
 

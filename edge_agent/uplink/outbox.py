@@ -43,7 +43,7 @@ class OutgoingBatch:
 
 @dataclass(frozen=True)
 class Backlog:
-    events: int  # committed, not yet acknowledged by the cloud
+    events: int  # committed, not yet confirmed by the lake
     oldest_received_at: int | None  # epoch seconds of the oldest of them
 
 
@@ -68,8 +68,28 @@ class Outbox:
             self._conn.execute("UPDATE uplink_cursor SET seq = ?, updated_at = ?"
                                " WHERE id = 1 AND seq < ?", (seq, format_ts(utc_now()), seq))
 
+    def lake_watermark(self) -> int:
+        with self._lock:
+            return self._conn.execute(
+                "SELECT lake_seq FROM uplink_cursor WHERE id = 1").fetchone()[0]
+
+    def confirm_lake(self, seq: int) -> None:
+        """The lake has written every batch up to `seq`: retention may now delete them."""
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE uplink_cursor SET lake_seq = ? WHERE id = 1"
+                               " AND lake_seq < ?", (seq, seq))
+
+    def rewind_to_lake(self) -> int:
+        """Send again what the lake has not confirmed: the cursor back to the watermark."""
+        with self._lock, self._conn:
+            self._conn.execute("UPDATE uplink_cursor SET seq = lake_seq WHERE id = 1")
+            return self._conn.execute(
+                "SELECT seq FROM uplink_cursor WHERE id = 1").fetchone()[0]
+
     def backlog(self) -> Backlog:
-        cursor = self.cursor()
+        """What the store still holds for the cloud: everything after the lake's watermark
+        (sent or not; the lake has not confirmed it)."""
+        cursor = self.lake_watermark()
         with self._lock:
             row = self._conn.execute(
                 "SELECT (SELECT max(seq) FROM events), (SELECT received_at FROM events"
@@ -93,7 +113,7 @@ class Outbox:
         while True:
             first, last = rows[0][0], rows[taken - 1][0]
             batch_id = batch_id_for(self.outbox_id, first, last)
-            payload = encode_batch(self._store_id, batch_id, events[:taken])
+            payload = encode_batch(self._store_id, batch_id, events[:taken], (first, last))
             if len(payload) <= MAX_PAYLOAD_BYTES - PAYLOAD_HEADROOM or taken == 1:
                 return OutgoingBatch(batch_id, first, last, taken, payload)
             taken = max(1, taken // 2)

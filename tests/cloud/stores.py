@@ -27,10 +27,12 @@ class RunningAgent:
         self.store, self.broker, self.db, self.credentials, self.port = (
             store, broker, db, credentials, port)
         self.process: subprocess.Popen[bytes] | None = None
+        self.settings: dict[str, str] = {}  # EDGE_* settings for the next start
 
     def start(self) -> None:
         env = {**os.environ, "EDGE_CLOUD_CREDENTIALS": str(self.credentials),
-               "EDGE_BATCH_MAX_WAIT_MS": "5"}
+               "EDGE_BATCH_MAX_WAIT_MS": "5",
+               **{f"EDGE_{k.upper()}": v for k, v in self.settings.items()}}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "edge_agent.cli", "run", "--store-id", self.store,
              "--broker", self.broker.url, "--db", str(self.db), "--port", str(self.port),

@@ -135,3 +135,40 @@ def test_consent_decides_whose_id_leaves_the_store(
     # Erasure in the lake: the shopper's presence goes.
     assert lake.erase([pseudonymize(KEY, "C1")]) == 1
     assert len(lake_ids(lake, store)) == 2
+
+
+def test_batches_no_lake_worker_wrote_are_sent_again_until_the_lake_has_them(
+        local_cloud: LocalCloud, lake: Lake, agent_factory: Any,
+        mosquitto_broker: MosquittoBroker, tmp_path: Path) -> None:
+    # IoT Core acknowledges a batch whether or not a lake worker is there to take it (and
+    # Mosquitto 2.0.11 forgets the workers' shared subscription when it restarts): the
+    # store keeps its events until the lake confirms them, and sends them again.
+    store = "store-nolake-" + new_id()[:6]
+    agent = agent_factory(store, provision(local_cloud, store, tmp_path / "creds"))
+    agent.settings["uplink_lake_confirm_timeout_s"] = "2"
+    agent.start()
+    wait_until(lambda: agent.readyz()[1].get("link", {}).get("state") == "connected",
+               timeout=30, what="the store's link up")
+    till = Publisher(mosquitto_broker.host, mosquitto_broker.port)
+    sent = []
+    for n in range(500):
+        event = zone_event(store, n)
+        till.publish(f"stores/{store}/zone/dairy", event)
+        sent.append(event["event_id"])
+    till.flush()
+    till.close()
+
+    def link() -> dict[str, Any]:
+        return agent.readyz()[1]["link"]
+
+    # The broker took everything (no subscriber: PUBACK 0x10), the lake has nothing.
+    wait_until(lambda: link()["unconfirmed_events"] == 500, timeout=30, what="sent, unconfirmed")
+    assert link()["backlog_events"] == 500 and lake_ids(lake, store) == []
+    worker = LakeWorkerProcess(local_cloud, "lake-late-" + new_id()[:6])
+    worker.start()
+    try:
+        wait_until(lambda: sorted(lake_ids(lake, store)) == sorted(sent), timeout=60,
+                   what="the events sent again, into the lake")
+        wait_until(lambda: link()["backlog_events"] == 0, timeout=30, what="confirmed")
+    finally:
+        worker.stop()

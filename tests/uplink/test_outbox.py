@@ -96,7 +96,7 @@ def test_batches_fit_the_payload_limit_and_are_cut_the_same_way_again(
     assert sum(len(decode_batch(b[3]).events) for b in first_pass) == 400
 
 
-def test_the_cursor_only_moves_forward_and_the_backlog_counts_what_is_unsent(
+def test_the_cursors_only_move_forward_and_the_backlog_counts_what_the_lake_lacks(
         db: sqlite_utils.Database, settings: Settings) -> None:
     write(db, settings, NOW, [event("zone", NOW) for _ in range(10)])
     outbox = Outbox(db.conn, STORE, KEY)
@@ -104,8 +104,13 @@ def test_the_cursor_only_moves_forward_and_the_backlog_counts_what_is_unsent(
     outbox.acknowledge(7)
     outbox.acknowledge(3)
     assert outbox.cursor() == 7
-    assert outbox.backlog().events == 3
+    assert outbox.backlog().events == 10  # the broker took them; the lake has not said so
+    outbox.confirm_lake(7)
+    outbox.confirm_lake(2)
+    assert outbox.lake_watermark() == 7 and outbox.backlog().events == 3
     outbox.acknowledge(10)
+    assert outbox.rewind_to_lake() == 7  # unconfirmed: sent again
+    outbox.confirm_lake(10)
     assert outbox.backlog().events == 0 and outbox.backlog().oldest_received_at is None
 
 
@@ -115,9 +120,11 @@ def test_retention_keeps_unsent_events_when_linked_unless_the_operator_lets_them
                            cloud_credentials=str(tmp_path), **RETENTION)
     old = NOW - timedelta(days=RETENTION["retention_events_days"] + 1)
     write(db, linked, old, [event("zone", old) for _ in range(10)])
-    Outbox(db.conn, STORE, KEY).acknowledge(4)
+    outbox = Outbox(db.conn, STORE, KEY)
+    outbox.acknowledge(8)
+    outbox.confirm_lake(4)
     purge_all(db, linked, NOW)
-    assert count(db, "events") == 6  # only what the cloud has
+    assert count(db, "events") == 6  # only what the lake confirmed
     island = load_settings(store_id=STORE, db=str(tmp_path / "edge.db"), **RETENTION)
     giving_way = load_settings(store_id=STORE, db=str(tmp_path / "edge.db"),
                                cloud_credentials=str(tmp_path), uplink_max_unsent_days=2,
