@@ -64,3 +64,18 @@ def test_the_api_docs_page_needs_no_internet() -> None:
     for url in assets:
         assert client.get(url).status_code == 200, url
     assert client.get("/openapi.json").json()["info"]["title"]
+
+
+def test_every_cloud_sync_command_is_documented() -> None:
+    import argparse
+
+    from cloud_sync.cli import build_parser as cloud_parser
+
+    docs = README + (Path(__file__).resolve().parents[1] / "docs" / "cloud-link.md").read_text()
+
+    def choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+
+    for group, group_parser in choices(cloud_parser()).items():
+        for command in choices(group_parser):
+            assert f"cloud-sync {group} {command}" in docs, f"`cloud-sync {group} {command}`"

@@ -15,6 +15,7 @@ import pytest
 
 from cloud_sync.cli import main as cloud_sync
 from cloud_sync.lake.store import Lake
+from cloud_sync.link.mqtt import connect_mqtt5
 from cloud_sync.link.privacy import pseudonymize
 from cloud_sync.local.stack import LocalCloud
 from edge_agent.broker import MosquittoBroker
@@ -66,6 +67,11 @@ def test_master_data_reaches_a_running_and_an_offline_store_once_and_erasure_cle
     assert "row 1, field 'price'" in capsys.readouterr().err
     assert one(agent.db, "SELECT count(*) FROM products WHERE product_id = 'P-bad'") == 0
 
+    # Junk on the store's command topics is refused with a reason and holds nothing up.
+    cloud = local_cloud.credentials("cloud-sync", tmp_path / "cloud-client")
+    with connect_mqtt5(cloud, "junk-" + new_id()[:6]) as junk:
+        for kind in ("masterdata", "lake-ack"):
+            assert junk.publish(f"cmd/instore/{store}/{kind}", b"\x00not a message")
     customers = jsonl(tmp_path / "customers.jsonl", [
         {"customer_id": "C1", "loyalty_number": "L0001", "consent_personalization": True}])
     assert cloud_sync([*push, "customers", str(customers), "--store", store, *local]) == 0
