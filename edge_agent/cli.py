@@ -73,8 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the bundle (a directory, or a .tar.gz)")
     train.add_argument("--bundle-version", help="default: the time, YYYY.MM.DD.HHMMSS")
 
-    demo = commands.add_parser("demo", help="a whole store on this machine: broker, agent, "
-                                            "simulator")
+    demo = commands.add_parser("demo", help="the whole system on this machine: stores with "
+                                            "their agents and simulators, the local cloud")
     _add_common(demo)
     demo.add_argument("--port", type=int, help="HTTP port (EDGE_PORT)")
     from edge_agent.demo import runner as demo_runner
