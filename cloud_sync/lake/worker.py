@@ -39,8 +39,10 @@ S3_RETRY_FIRST_S = 0.5
 S3_RETRY_MAX_S = 30.0
 CONNECT_TIMEOUT_S = 30.0
 # Batches a worker received but did not acknowledge wait this long in its session for it
-# to come back (under the same client id).
-SESSION_EXPIRY_S = 24 * 3600
+# to come back under the same client id (a restart by systemd or ECS). Not longer: while the
+# session lives, the broker may count it in the group and hand it batches nobody writes
+# (the stores send those again when the lake does not confirm them).
+SESSION_EXPIRY_S = 600
 
 
 @dataclass
