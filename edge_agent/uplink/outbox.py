@@ -1,10 +1,11 @@
 """The event log as the uplink's outbox: committed events after a durable cursor.
 
-No second copy of any event: the `events` table is the outbox (`seq` is the commit order) and
-`uplink_cursor.seq` the last event the cloud acknowledged, moved only after its PUBACK. A
-batch is cut the same way from the same cursor every time (a fixed event and byte budget,
-halved until the compressed payload fits IoT Core's 128 KB), so a batch sent again after a
-crash carries the same batch id and lands on the same lake object.
+No second copy of any event: the `events` table is the outbox (`seq` is the commit order).
+`uplink_cursor.seq` is the last event IoT Core acknowledged (PUBACK) and `lake_seq` the
+lake's watermark (edge_agent/uplink/confirmations.py). A batch is cut the same way from the
+same cursor every time (a fixed event and byte budget, cut again in proportion until the
+compressed payload fits IoT Core's 128 KB), so a batch sent again after a crash carries the
+same batch id and lands on the same lake object.
 
 Consent is read when a batch is cut, not when the event arrived: a shopper who withdrew
 consent (or was erased) goes up anonymous from that moment, backlog included.
@@ -23,10 +24,14 @@ from cloud_sync.link.batch import MAX_PAYLOAD_BYTES, batch_id_for, encode_batch
 from cloud_sync.link.privacy import pseudonymize, uplink_record
 from models.events import format_ts, utc_now
 
-# Events per batch at most, and their stored JSON bytes at most: with zlib at ~8x on event
-# JSON, 640 KB of bodies come to ~80 KB on the wire, under the 128 KB limit in one go.
-MAX_EVENTS_PER_BATCH = 5000
+# Events per batch at most, and their stored JSON bytes at most. A busy store's mix (mostly
+# shelf readings) goes up at ~205 B of JSON and ~43 B compressed an event
+# (benchmarks/uplink.py): 2,500 of them fill ~105 KB of the 128 KB in one go. A batch that
+# comes out too big is cut again in proportion, so each batch is encoded about once.
+MAX_EVENTS_PER_BATCH = 2500
 MAX_RAW_BYTES_PER_BATCH = 640 * 1024
+# Aim this far under the limit when cutting again (sizes are not quite proportional).
+RECUT_MARGIN = 0.9
 # Room left under the payload limit for the MQTT publish's own header (topic, properties).
 PAYLOAD_HEADROOM = 1024
 SHOPPER_FIELD = "customer_id"
@@ -114,9 +119,10 @@ class Outbox:
             first, last = rows[0][0], rows[taken - 1][0]
             batch_id = batch_id_for(self.outbox_id, first, last)
             payload = encode_batch(self._store_id, batch_id, events[:taken], (first, last))
-            if len(payload) <= MAX_PAYLOAD_BYTES - PAYLOAD_HEADROOM or taken == 1:
+            limit = MAX_PAYLOAD_BYTES - PAYLOAD_HEADROOM
+            if len(payload) <= limit or taken == 1:
                 return OutgoingBatch(batch_id, first, last, taken, payload)
-            taken = max(1, taken // 2)
+            taken = max(1, min(taken - 1, int(taken * limit / len(payload) * RECUT_MARGIN)))
 
     def _records(self, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
         events = []
