@@ -29,6 +29,8 @@ from amqtt.broker import Broker
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
+from cloud_sync.local.process import end_process
+
 logger = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
@@ -213,14 +215,7 @@ class MosquittoBroker:
 
     def _signal(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        end_process(process, sig)
 
     def close(self) -> None:
         self.stop()

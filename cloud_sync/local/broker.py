@@ -32,6 +32,7 @@ from typing import Self
 
 from cloud_sync.link.credentials import LinkCredentials
 from cloud_sync.local.pki import LocalCA, write_private
+from cloud_sync.local.process import end_process
 from cloud_sync.topics import command_prefix, jobs_prefix, telemetry_prefix
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ MAX_QUEUED_BYTES = 0
 # in practice), so a SIGKILL loses at most the last two seconds of queued messages.
 AUTOSAVE_INTERVAL_S = 1
 START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 PROBE_IDENTITY = "local-readiness-probe"  # has no ACL rights: it only shakes hands
 LOG_TAIL_LINES = 20
 
@@ -234,14 +234,7 @@ class TlsBroker:
 
     def _signal(self, sig: signal.Signals) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(sig)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        end_process(process, sig)
 
     def __enter__(self) -> Self:
         return self.start()

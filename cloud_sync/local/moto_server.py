@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 
 from cloud_sync.local.broker import LOCALHOST, free_port
+from cloud_sync.local.process import end_process
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,6 @@ DUMMY_ACCESS_KEY = "testing"
 DUMMY_SECRET_KEY = "testing"
 # moto imports every service's models at start: a few seconds on a loaded machine.
 START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 5.0
 LOG_TAIL_LINES = 20
 
 
@@ -112,14 +112,7 @@ class MotoServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT_S)
+        end_process(process, signal.SIGTERM)
 
     def __enter__(self) -> Self:
         return self.start()

@@ -14,9 +14,12 @@ import httpx
 
 from cloud_sync.fleet.provision import OwnCACertificates, provision_store
 from cloud_sync.lake.store import Lake
+from cloud_sync.local.process import end_process
 from cloud_sync.local.stack import LocalCloud
 from edge_agent.broker import MosquittoBroker, wait_for_port
 
+# A store's agent or a lake worker may take this long to finish its batch and exit.
+PROCESS_TIMEOUT_S = 30.0
 KEY = bytes(range(32))  # the chain's pseudonym key in these tests
 TS = "2026-11-21T09:30:00Z"
 
@@ -44,18 +47,10 @@ class RunningAgent:
         return response.status_code, response.json()
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
+        end_process(self.process, signal.SIGKILL, PROCESS_TIMEOUT_S)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, signal.SIGTERM, PROCESS_TIMEOUT_S)
 
 
 class LakeWorkerProcess:
@@ -72,18 +67,10 @@ class LakeWorkerProcess:
         assert b"writing to" in self.process.stdout.readline(), "the lake worker did not start"
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
+        end_process(self.process, signal.SIGKILL, PROCESS_TIMEOUT_S)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process, signal.SIGTERM, PROCESS_TIMEOUT_S)
 
 
 def provision(cloud: LocalCloud, store: str, out: Path) -> Path:
