@@ -2,9 +2,14 @@
 one per thing) carrying the uplink (the outbox and its publisher) and the master-data
 downlink, and the link's state as metrics and readiness see it.
 
+The same connection brings the lake's confirmations (`lake-ack`): the store keeps an event
+until the lake has written it, and sends again from the lake's watermark what IoT Core took
+but no lake worker confirmed (edge_agent/uplink/confirmations.py).
+
 A store with no link is still ready (the cloud is an improvement, never a dependency); an
-alarm is raised when the oldest unsent event is older than `uplink_backlog_alarm_hours`, when
-the disk runs low with events still unsent, or when the cloud refuses our certificate.
+alarm is raised when the oldest event the lake lacks is older than
+`uplink_backlog_alarm_hours`, when the disk runs low with events still unsent, or when the
+cloud refuses our certificate.
 """
 
 from __future__ import annotations
@@ -118,6 +123,8 @@ class UplinkService:
         if self._link is not None:
             self._link.stop()
             self._link = None
+        # What the lake confirmed since the last refresh need not be sent again.
+        self.outbox.confirm_lake(self.confirmations.watermark)
         self._conn.close()
 
     def status(self) -> LinkStatus:
