@@ -33,14 +33,16 @@ def test_uplink_benchmark_runs_and_loses_nothing(tmp_path: Path) -> None:
     assert report["backlog"]["events"] == EVENTS
     assert set(report["backlog"]["mix"]) == {"shelf.reading", "zone.traffic", "presence",
                                              "interaction", "pos.transaction"}
-    bare, ours, limited = report["runs"]
-    for run in (bare, ours, limited):
+    bare, ours, bare_limited, limited = report["runs"]
+    for run in (bare, ours, bare_limited, limited):
         assert run["events"] == EVENTS
         for name in ("events_per_s", "batches", "events_per_batch", "payload_bytes_per_event",
                      "seconds", "lake_done_s"):
             assert run[name] > 0, (run["name"], name)
     assert bare["payload_bytes"] == ours["payload_bytes"]  # the same batches, byte for byte
     assert report["ratio"] == pytest.approx(ours["events_per_s"] / bare["events_per_s"])
+    assert report["limited_ratio"] == pytest.approx(
+        limited["events_per_s"] / bare_limited["events_per_s"])
 
     lake = report["lake"]
     assert lake["lost"] == 0
