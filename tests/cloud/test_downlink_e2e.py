@@ -96,7 +96,10 @@ def test_master_data_reaches_a_running_and_an_offline_store_once_and_erasure_cle
         wait_until(lambda: first in lake_ids(lake, store), timeout=60, what="first visit")
         withdrawal = jsonl(tmp_path / "consent.jsonl",
                            [{"customer_id": "C1", "consent_personalization": False}])
-        assert cloud_sync([*push, "consent", str(withdrawal), "--store", store, *local]) == 0
+        # As in production: the cloud's own MQTT identity from a credentials directory.
+        cloud.write(tmp_path / "cloud-identity")
+        assert cloud_sync([*push, "consent", str(withdrawal), "--store", store,
+                           "--credentials", str(tmp_path / "cloud-identity")]) == 0
         second = visit()
         wait_until(lambda: second in lake_ids(lake, store), timeout=60, what="second visit")
         by_id = {r["event_id"]: r for r in lake.read(store_id=store).to_pylist()}
@@ -121,8 +124,9 @@ def test_master_data_reaches_a_running_and_an_offline_store_once_and_erasure_cle
     agent.stop()
     late = jsonl(tmp_path / "late.jsonl", [
         {"product_id": "P-late", "name": "Late product", "category": "bakery"}])
-    assert cloud_sync([*push, "catalog", str(late), "--store", store, *local,
-                       "--wait", "0"]) == 0
+    local_cloud.boto3_client("s3").upload_file(str(late), "instore-lake", "masterdata/late.jsonl")
+    assert cloud_sync([*push, "catalog", "s3://instore-lake/masterdata/late.jsonl",
+                       "--store", store, *local, "--wait", "0"]) == 0
     agent.start()
     wait_until(lambda: one(agent.db, "SELECT count(*) FROM products"
                                      " WHERE product_id = 'P-late'") == 1,
