@@ -103,7 +103,6 @@ class BatchPublisher:
         self._refused = False  # the cloud said NOT_AUTHORIZED and nothing has gone since
         self.last_error: str | None = None
         self.stats = PublisherStats()
-        self.endpoint = (credentials.host, credentials.port)
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------
