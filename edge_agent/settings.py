@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # A shopper's model answers (ranking, purchase timing) are reused until they buy again,
     # the models change, or this many seconds pass (edge_agent/api/shopper_memo.py). 0: never.
     shopper_memo_s: float = Field(default=300.0, ge=0)
+    # Request bodies are refused (413) past this size while being read, before JSON and
+    # before the key check. The largest real body, a route of a few hundred items, is ~20 KB.
+    http_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 2**20)
     # EDGE_API_KEYS='[{"name": "kiosk-1", "role": "kiosk", "key": "..."}]' (JSON).
     api_keys: list[ApiKey] = Field(default_factory=list)
 

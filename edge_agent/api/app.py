@@ -16,6 +16,7 @@ from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
+from edge_agent.api.limits import BodyLimit
 from edge_agent.api.observability import LatencyMetrics, ModelVersionMetric
 from edge_agent.api.routes import (
     admin,
@@ -120,6 +121,8 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
     _serve_docs_offline(app)
     install_error_handlers(app)
     app.add_middleware(LatencyMetrics, registry=metrics_registry)
+    # Added last, so it runs first: a too-big body is refused before anything reads it.
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
     for module in (health, store, shoppers, recommendations, wayfinding, displays, products,
                    staff, feedback, admin):
         app.include_router(module.router)
