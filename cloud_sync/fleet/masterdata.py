@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from awscrt import mqtt5
 
+from cloud_sync.fleet.provision import FLEET_GROUP
 from cloud_sync.lake.store import Lake
 from cloud_sync.link.masterdata import MASTER_DATA_COMMAND, RESULTS_SUFFIX, encode_chunks
 from cloud_sync.link.mqtt import LinkClient
@@ -31,7 +32,6 @@ from models.masterdata.records import validate
 
 logger = logging.getLogger(__name__)
 
-STORES_GROUP = "instore-stores"
 RESULTS_FILTER = f"dt/instore/+/{RESULTS_SUFFIX}"
 
 
@@ -85,7 +85,7 @@ def read_and_validate(kind: str, path: Path) -> list[tuple[int, dict[str, Any]]]
 def all_stores(iot: Any) -> list[str]:
     stores: list[str] = []
     for page in iot.get_paginator("list_things_in_thing_group").paginate(
-            thingGroupName=STORES_GROUP):
+            thingGroupName=FLEET_GROUP):
         stores.extend(page.get("things", []))
     return sorted(stores)
 

@@ -78,18 +78,27 @@ def decode_lake_ack(payload: bytes) -> tuple[int, int]:
     return first, last
 
 
-def decode_batch(payload: bytes) -> Batch:
+def inflate_json(payload: bytes) -> Any:
+    """A compressed JSON message of the link, inflated to at most MAX_INFLATED_BYTES (a hostile
+    payload must not exhaust memory); ValueError saying why it is not one."""
     inflater = zlib.decompressobj()
     try:
         body = inflater.decompress(payload, MAX_INFLATED_BYTES)
     except zlib.error as exc:
-        raise BatchError(f"not zlib-compressed: {exc}") from None
+        raise ValueError(f"not zlib-compressed: {exc}") from None
     if inflater.unconsumed_tail:
-        raise BatchError(f"inflates to more than {MAX_INFLATED_BYTES} bytes")
+        raise ValueError(f"inflates to more than {MAX_INFLATED_BYTES} bytes")
     try:
-        message = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BatchError(f"not JSON: {exc}") from None
+        raise ValueError(f"not JSON: {exc}") from None
+
+
+def decode_batch(payload: bytes) -> Batch:
+    try:
+        message = inflate_json(payload)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
     if not isinstance(message, dict) or message.get("v") != FORMAT_VERSION:
         raise BatchError(f"not a version {FORMAT_VERSION} batch")
     store_id, batch_id, events = (message.get(k) for k in ("store_id", "batch_id", "events"))

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from cloud_sync.link.batch import COMPRESSION_LEVEL, MAX_INFLATED_BYTES, MAX_PAYLOAD_BYTES
+from cloud_sync.link.batch import COMPRESSION_LEVEL, MAX_PAYLOAD_BYTES, inflate_json
 
 FORMAT_VERSION = 1
 MASTER_DATA_COMMAND = "masterdata"  # cmd/instore/{store}/masterdata
@@ -68,14 +68,10 @@ def _encode(kind: str, batch_id: str, version: int,
 
 
 def decode_message(payload: bytes) -> MasterDataMessage:
-    inflater = zlib.decompressobj()
     try:
-        body = inflater.decompress(payload, MAX_INFLATED_BYTES)
-        message = orjson.loads(body)
-    except (zlib.error, orjson.JSONDecodeError) as exc:
-        raise MasterDataMessageError(f"not a compressed JSON message: {exc}") from None
-    if inflater.unconsumed_tail:
-        raise MasterDataMessageError(f"inflates to more than {MAX_INFLATED_BYTES} bytes")
+        message = inflate_json(payload)
+    except ValueError as exc:
+        raise MasterDataMessageError(str(exc)) from None
     if not isinstance(message, dict) or message.get("v") != FORMAT_VERSION:
         raise MasterDataMessageError(f"not a version {FORMAT_VERSION} message")
     kind, batch_id, version, rows = (message.get(k) for k in

@@ -4,7 +4,6 @@ session, real processes on free ports, torn down at the end."""
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,17 +18,9 @@ from cloud_sync.local.broker import find_mosquitto
 from cloud_sync.local.stack import LAKE_BUCKET, LocalCloud
 from edge_agent.broker import MosquittoBroker, free_port
 from tests.cloud.stores import RunningAgent
+from tests.test_embedded_broker import wait_until
 
 _ids = itertools.count(1)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def unique_store(prefix: str = "store") -> str:
