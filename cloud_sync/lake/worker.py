@@ -124,15 +124,12 @@ class LakeWorker:
                 link.client.invoke_publish_acknowledgement(handle)
 
     def _store(self, topic: str, payload: bytes) -> bool:
-        """Write the batch (or its dead letter) to S3, retrying S3 until it works or the
+        """Write the batch, or its dead letter, to S3, retrying S3 until it works or the
         worker stops; True once written."""
         delay = S3_RETRY_FIRST_S
         while not self._stop.is_set():
             try:
-                self._write(topic, payload)
-                return True
-            except _Unreadable as exc:
-                self._dead_letter(topic, payload, str(exc))
+                self._write_or_dead_letter(topic, payload)
                 return True
             except Exception:
                 self.stats.s3_retries += 1
@@ -140,6 +137,14 @@ class LakeWorker:
                 self._stop.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, S3_RETRY_MAX_S)
         return False
+
+    def _write_or_dead_letter(self, topic: str, payload: bytes) -> None:
+        try:
+            self._write(topic, payload)
+        except _Unreadable as exc:
+            key = self._lake.put_dead_letter(payload, str(exc), topic, datetime.now(UTC).date())
+            self.stats.dead_letters += 1
+            logger.warning("dead-lettered a batch from %s (%s) as %s", topic, exc, key)
 
     def _write(self, topic: str, payload: bytes) -> None:
         store = store_of_uplink_topic(topic)
@@ -170,20 +175,6 @@ class LakeWorker:
                 qos=mqtt5.QoS.AT_LEAST_ONCE))
         except Exception:
             logger.exception("could not confirm batch %s to its store", batch.batch_id)
-
-    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
-        delay = S3_RETRY_FIRST_S
-        while not self._stop.is_set():
-            try:
-                key = self._lake.put_dead_letter(payload, reason, topic,
-                                                 datetime.now(UTC).date())
-                self.stats.dead_letters += 1
-                logger.warning("dead-lettered a batch from %s (%s) as %s", topic, reason, key)
-                return
-            except Exception:
-                logger.exception("writing a dead letter failed; retrying")
-                self._stop.wait(delay)
-                delay = min(delay * 2, S3_RETRY_MAX_S)
 
 
 class _Unreadable(Exception):
