@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
                     " model_bundle_dir, or POST /v1/admin/models/load).")
     _add_common(train)
     train.add_argument("--key", type=Path, required=True,
-                       help="the Ed25519 private key to sign with (PEM; `python -m models"
+                       help="the ECDSA P-256 private key to sign with (PEM; `python -m models"
                             " keygen`); the agent's model_public_key must be its public half")
     train.add_argument("--out", type=Path, required=True,
                        help="where to write the bundle (a directory, or a .tar.gz)")

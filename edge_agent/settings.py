@@ -110,7 +110,7 @@ class Settings(BaseSettings):
     layout: str = "supermarket"
     # How often routes are re-priced from zone.traffic head counts.
     congestion_interval_s: float = Field(default=15.0, gt=0)
-    # Models: bundles must verify against the fleet public key (Ed25519 PEM). `model_bundle`
+    # Models: bundles must verify against the fleet public key (ECDSA P-256 PEM). `model_bundle`
     # is loaded at start; a newer bundle appearing in `model_bundle_dir` is loaded when seen.
     model_public_key: Path | None = None
     model_bundle: Path | None = None

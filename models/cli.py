@@ -123,7 +123,7 @@ def cmd_timing_eval(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------- bundle / verify
 def _add_bundle(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", type=Path, required=True, help="directory written by train")
-    p.add_argument("--key", type=Path, required=True, help="Ed25519 private key (PEM)")
+    p.add_argument("--key", type=Path, required=True, help="ECDSA P-256 private key (PEM)")
     p.add_argument("--out", type=Path, required=True, help="bundle directory or .tar.gz")
     p.add_argument("--version", required=True)
     p.add_argument("--name", default=None, help="bundle name (default instore-models)")
@@ -143,7 +143,8 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def _add_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", type=Path, help="bundle directory or .tar.gz")
-    p.add_argument("--public-key", type=Path, required=True, help="Ed25519 public key (PEM)")
+    p.add_argument("--public-key", type=Path, required=True,
+                   help="the fleet's ECDSA P-256 public key (PEM)")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -180,7 +181,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
                     _add_timing_eval, cmd_timing_eval),
     "bundle": ("build and sign a model bundle", _add_bundle, cmd_bundle),
     "verify": ("verify a bundle's signature and digests", _add_verify, cmd_verify),
-    "keygen": ("generate an Ed25519 signing key pair", _add_keygen, cmd_keygen),
+    "keygen": ("generate an ECDSA P-256 signing key pair", _add_keygen, cmd_keygen),
 }
 
 

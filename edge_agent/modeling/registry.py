@@ -13,10 +13,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge_agent.modeling.loaded import LoadedModels
 from models.bundle import BundleError, verify_bundle
+from models.bundle.keys import FleetPublicKey
 from models.events import format_ts, utc_now
 
 logger = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ SwapListener = Callable[[LoadedModels | None, LoadedModels], None]
 
 
 class ModelRegistry:
-    def __init__(self, public_key: Ed25519PublicKey | Path | None,
+    def __init__(self, public_key: FleetPublicKey | Path | None,
                  on_swap: SwapListener | None = None) -> None:
         self._public_key = public_key
         self._on_swap = on_swap

@@ -16,11 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from models.bundle.errors import BundleError
+from models.bundle.keys import SigningKey
 from models.bundle.manifest import MANIFEST_FILE, SIGNATURE_FILE, make_manifest
-from models.bundle.signing import sign
+from models.bundle.signing import Signer, as_signer
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +54,17 @@ def _json(data: bytes, name: str) -> dict[str, Any]:
 def build_bundle(
     models_dir: Path,
     out: Path,
-    key: Ed25519PrivateKey,
+    signer: Signer | SigningKey,
     *,
     version: str,
     name: str = DEFAULT_NAME,
     created_at: datetime | None = None,
 ) -> Path:
-    """Write a signed bundle to ``out``: a directory, or a ``.tar.gz`` if it ends so."""
+    """Write a signed bundle to ``out``: a directory, or a ``.tar.gz`` if it ends so.
+
+    ``signer`` is a :class:`~models.bundle.signing.Signer` (a KMS key in production) or a
+    loaded P-256 private key.
+    """
     files = _collect(models_dir)
     feature_schemas = {}
     for fname, data in files.items():
@@ -80,7 +83,7 @@ def build_bundle(
         metrics=summary.get("metrics", {}),
         created_at=created_at,
     )
-    signature = sign(manifest, key)
+    signature = as_signer(signer).sign(manifest)
     if out.name.endswith(".tar.gz"):
         with tempfile.TemporaryDirectory() as tmp:
             staged = _write_dir(Path(tmp) / "bundle", files, manifest, signature)

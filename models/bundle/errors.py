@@ -8,7 +8,7 @@ class BundleError(Exception):
 
 
 class BundleKeyError(BundleError):
-    """A key file is missing, unreadable or not an Ed25519 key."""
+    """A key file is missing, unreadable or not an ECDSA P-256 key."""
 
 
 class ManifestError(BundleError):

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import onnxruntime as ort
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from models.bundle import signing
 from models.bundle.errors import (
@@ -29,7 +28,7 @@ from models.bundle.errors import (
     UnlistedFileError,
     UnsafePathError,
 )
-from models.bundle.keys import load_public_key
+from models.bundle.keys import FleetPublicKey, load_public_key
 from models.bundle.manifest import (
     MANIFEST_FILE,
     SIGNATURE_FILE,
@@ -75,7 +74,7 @@ class VerifiedBundle:
 
 
 def verify_bundle(
-    path: Path, public_key: Ed25519PublicKey | Path, extract_to: Path | None = None
+    path: Path, public_key: FleetPublicKey | Path, extract_to: Path | None = None
 ) -> VerifiedBundle:
     """Verify ``path`` (a directory or ``.tar.gz``) against ``public_key``.
 
@@ -83,7 +82,7 @@ def verify_bundle(
     the caller owns it) and verified there. Raises a :class:`BundleError` subclass
     naming the problem.
     """
-    key = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
+    key = public_key if isinstance(public_key, FleetPublicKey) else load_public_key(public_key)
     path = Path(path)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         root = Path(extract_to) if extract_to else Path(tempfile.mkdtemp(prefix="bundle-"))
@@ -95,7 +94,7 @@ def verify_bundle(
     return verify_directory(root, key)
 
 
-def verify_directory(root: Path, key: Ed25519PublicKey) -> VerifiedBundle:
+def verify_directory(root: Path, key: FleetPublicKey) -> VerifiedBundle:
     manifest_bytes = _read_regular(root, MANIFEST_FILE, ManifestError)
     signature = _read_regular(root, SIGNATURE_FILE, SignatureError)
     signing.verify(manifest_bytes, signature, key)
