@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 # The identity (certificate CN) of the cloud services (lake workers, downlink, jobs service):
 # the local counterpart of their IAM role, allowed every topic.
 CLOUD_IDENTITY = "cloud-sync"
+# The identity of the local IoT Jobs device service (`cloud_sync.local.jobs`): it answers on
+# every thing's Jobs topics and may touch nothing else.
+JOBS_IDENTITY = "iot-jobs"
 LOCALHOST = "127.0.0.1"
 # Clients connect by name: the server certificate carries "localhost" and 127.0.0.1.
 ENDPOINT_HOST = "localhost"
@@ -88,6 +91,9 @@ def render_acl() -> str:
         "# Generated from cloud_sync.topics; the store IoT policy in ACL form.",
         f"user {CLOUD_IDENTITY}",
         "topic readwrite #",
+        "",
+        f"user {JOBS_IDENTITY}",
+        f"topic readwrite {jobs_prefix('+')}#",
         "",
         f"pattern write {telemetry_prefix(store)}#",
         f"pattern write {jobs_prefix(store)}#",

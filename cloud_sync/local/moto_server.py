@@ -1,6 +1,7 @@
 """The local stand-in for the AWS control plane and S3: moto's server as a subprocess (real
 HTTP), called with real boto3 through `endpoint_url`, so signing and serialization are the
-production code paths."""
+production code paths. With `JobsServiceOptions`, the same process also answers the device
+side of IoT Jobs on the local broker (`cloud_sync.local.moto_process`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -37,6 +39,20 @@ class MotoServerError(RuntimeError):
     """moto's server could not be started or did not answer in time."""
 
 
+@dataclass(frozen=True)
+class JobsServiceOptions:
+    """The jobs device service in moto's process: its broker credentials directory
+    (`link.json`), moto's region for IoT, and the local-only length of a job "minute"."""
+
+    credentials_dir: Path
+    region: str = DEFAULT_REGION
+    seconds_per_minute: float = 60.0
+
+    def arguments(self) -> list[str]:
+        return ["--jobs-credentials", str(self.credentials_dir), "--region", self.region,
+                "--jobs-seconds-per-minute", repr(self.seconds_per_minute)]
+
+
 def boto3_client(service: str, endpoint_url: str, region: str = DEFAULT_REGION) -> Any:
     """A boto3 client for `service` at a local endpoint, with dummy credentials."""
     return boto3.session.Session().client(
@@ -48,12 +64,15 @@ def boto3_client(service: str, endpoint_url: str, region: str = DEFAULT_REGION) 
 
 
 class MotoServer:
-    """`python -m moto.server` on 127.0.0.1:`port` (a free port unless given)."""
+    """moto's server on 127.0.0.1:`port` (a free port unless given), with the IoT Jobs
+    device service when `jobs` is given (its credentials must exist at `start()`)."""
 
-    def __init__(self, port: int = 0, log_path: Path | None = None) -> None:
+    def __init__(self, port: int = 0, log_path: Path | None = None,
+                 jobs: JobsServiceOptions | None = None) -> None:
         self.host = LOCALHOST
         self.port = port or free_port()
         self.log_path = log_path
+        self.jobs = jobs
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -75,9 +94,13 @@ class MotoServer:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             output = self.log_path.open("ab")
         try:
+            command = [sys.executable, "-m", "cloud_sync.local.moto_process",
+                       "-H", self.host, "-p", str(self.port)]
+            if self.jobs is not None:
+                command += self.jobs.arguments()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-                stdin=subprocess.DEVNULL, stdout=output, stderr=output, start_new_session=True)
+                command, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                start_new_session=True)
         finally:
             if output is not subprocess.DEVNULL:
                 output.close()

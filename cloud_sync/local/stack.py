@@ -1,7 +1,8 @@
 """The whole local cloud in one object: a CA, the TLS broker standing in for AWS IoT Core
-and moto standing in for S3 and the IoT control plane. `up()` writes `local-cloud.json` into
-its directory so other processes (the demo, `cloud-sync fleet provision --local DIR`) can
-`LocalCloud.attach(DIR)` to a running stack."""
+and moto standing in for S3 and the IoT control plane, with the device side of IoT Jobs in
+moto's process (`cloud_sync.local.jobs`, on the broker as `JOBS_IDENTITY`). `up()` writes
+`local-cloud.json` into its directory so other processes (the demo, `cloud-sync fleet
+provision --local DIR`) can `LocalCloud.attach(DIR)` to a running stack."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from cloud_sync.link.credentials import LinkCredentials
-from cloud_sync.local.broker import LOCALHOST, TlsBroker, issue_credentials
-from cloud_sync.local.moto_server import DEFAULT_REGION, MotoServer, boto3_client
+from cloud_sync.local.broker import JOBS_IDENTITY, LOCALHOST, TlsBroker, issue_credentials
+from cloud_sync.local.moto_server import (
+    DEFAULT_REGION,
+    JobsServiceOptions,
+    MotoServer,
+    boto3_client,
+)
 from cloud_sync.local.pki import LocalCA
 
 logger = logging.getLogger(__name__)
@@ -26,6 +32,10 @@ STACK_FILE = "local-cloud.json"
 PORT_FILE = "broker-port"  # kept after `down()`, unlike STACK_FILE
 # The S3 bucket of the event lake (Parquet), created in moto at `up()`.
 LAKE_BUCKET = "instore-lake"
+# Local only: how many seconds a job "minute" lasts (rollout rates, timeouts) when the
+# constructor is not told; tests shrink it. IoT Jobs itself has no such setting.
+JOBS_SECONDS_PER_MINUTE_ENV = "INSTORE_JOBS_SECONDS_PER_MINUTE"
+DEFAULT_JOBS_SECONDS_PER_MINUTE = 60.0
 
 
 class LocalCloudError(RuntimeError):
@@ -65,12 +75,16 @@ class LocalCloudInfo:
 class LocalCloud:
     """CA + TLS broker + moto server, kept under one directory."""
 
-    def __init__(self, directory: Path, region: str = DEFAULT_REGION) -> None:
+    def __init__(self, directory: Path, region: str = DEFAULT_REGION,
+                 jobs_seconds_per_minute: float | None = None) -> None:
         self.directory = Path(directory).resolve()
         self.region = region
         self.ca = LocalCA.open_or_create(self.directory / "ca")
         self.broker = TlsBroker(self.directory / "broker", self.ca, port=self._previous_port())
-        self.moto = MotoServer(log_path=self.directory / "moto.log")
+        self.jobs = JobsServiceOptions(
+            self.directory / "broker" / "clients" / JOBS_IDENTITY, region,
+            jobs_seconds_per_minute or _seconds_per_minute_from_env())
+        self.moto = MotoServer(log_path=self.directory / "moto.log", jobs=self.jobs)
 
     def _previous_port(self) -> int:
         """The broker's port of an earlier run in this directory, if still free: credentials
@@ -100,6 +114,9 @@ class LocalCloud:
     def up(self) -> Self:
         try:
             self.broker.start()
+            # The jobs service's certificate, fresh for this run's broker port.
+            self.broker.credentials(JOBS_IDENTITY, self.jobs.credentials_dir).write(
+                self.jobs.credentials_dir)
             self.moto.start()
             s3 = self.boto3_client("s3")
             with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
@@ -149,6 +166,20 @@ class LocalCloud:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.down()
+
+
+def _seconds_per_minute_from_env() -> float:
+    raw = os.environ.get(JOBS_SECONDS_PER_MINUTE_ENV)
+    if not raw:
+        return DEFAULT_JOBS_SECONDS_PER_MINUTE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if value <= 0:
+        raise LocalCloudError(f"{JOBS_SECONDS_PER_MINUTE_ENV} must be a positive number of "
+                              f"seconds, not {raw!r}")
+    return value
 
 
 def _alive(pid: int) -> bool:
