@@ -19,8 +19,15 @@ from awscrt import mqtt5
 
 from cloud_sync import topics
 from cloud_sync.link.credentials import LinkCredentials
-from cloud_sync.link.jobs import JobExecution, JobRejected, JobsClient
+from cloud_sync.link.jobs import (
+    REQUEST_TIMEOUT_S,
+    JobExecution,
+    JobRejected,
+    JobsClient,
+    JobsError,
+)
 from cloud_sync.link.mqtt import LinkClient
+from cloud_sync.local.broker import JOBS_IDENTITY
 from cloud_sync.local.jobs.documents import s3_location
 from cloud_sync.local.jobs.rollout import RolloutPacer, abort_decision
 from cloud_sync.local.stack import LAKE_BUCKET, LocalCloud
@@ -54,8 +61,9 @@ class Store:
         self.next_executions: list[JobExecution | None] = []
         self.jobs: JobsClient | None = None
 
-    def connect(self, connect: Connect, *, listen: bool = True) -> JobsClient:
-        self.jobs = JobsClient(connect(self.credentials))
+    def connect(self, connect: Connect, *, listen: bool = True,
+                timeout_s: int = REQUEST_TIMEOUT_S) -> JobsClient:
+        self.jobs = JobsClient(connect(self.credentials), timeout_s=timeout_s)
         if listen:
             self.jobs.on_next_execution(self.next_executions.append)
         return self.jobs
@@ -391,3 +399,30 @@ def test_rollout_and_abort_rules() -> None:
     assert s3_location("https://s3.eu-west-1.amazonaws.com/b/k") == ("b", "k")
     with pytest.raises(ValueError):
         s3_location("https://example.com/b/k")
+
+
+def test_the_jobs_identity_is_fenced_to_jobs_topics(fast_cloud: LocalCloud, connect: Connect,
+                                                   tmp_path: Path) -> None:
+    service = connect(fast_cloud.credentials(JOBS_IDENTITY, tmp_path / "jobs-identity"),
+                      "jobs-fence-probe")
+    denied = service.publish(topics.command_topic("store-x", "masterdata"), b"{}")
+    allowed = service.publish(topics.jobs_prefix("store-x") + "notify", b"{}")
+    assert denied is not None and denied.reason_code == mqtt5.PubackReasonCode.NOT_AUTHORIZED
+    assert allowed is not None and int(allowed.reason_code) < 0x80
+
+
+def test_the_service_answers_again_after_a_broker_restart(
+        fast_cloud: LocalCloud, connect: Connect, tmp_path: Path) -> None:
+    fast_cloud.broker.restart()
+    store = Store(fast_cloud, tmp_path, "restart")
+    jobs = store.connect(connect, listen=False, timeout_s=1)
+    job_id = create_job(fast_cloud, [store])
+    # The service reconnects on its own (paho's backoff) and subscribes again.
+    assert wait_until(lambda: _pending_or_none(jobs) == ([], [job_id]), 15)
+
+
+def _pending_or_none(jobs: JobsClient) -> tuple[list[str], list[str]] | None:
+    try:
+        return jobs.pending()
+    except JobsError:
+        return None  # asked before the service was back: no answer
