@@ -325,12 +325,13 @@ def test_rollout_maximum_per_minute_holds_executions_back(
     create_job(fast_cloud, stores, jobExecutionsRolloutConfig={"maximumPerMinute": 1})
 
     assert wait_until(lambda: len(arrivals) >= 1, NOTIFY_TIMEOUT_S)
-    time.sleep(FAST_MINUTE_S / 2)
+    time.sleep(FAST_MINUTE_S / 3)
     assert len(arrivals) == 1  # one a minute: the others are held back
     assert wait_until(lambda: len(arrivals) == 3, 4 * FAST_MINUTE_S)
     times = sorted(arrivals.values())
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert all(gap > 0.7 * FAST_MINUTE_S for gap in gaps), gaps
+    # A minute apart, give or take how late a notification reaches a loaded machine.
+    assert all(gap > 0.5 * FAST_MINUTE_S for gap in gaps), gaps
 
 
 def test_step_and_in_progress_timeouts(fast_cloud: LocalCloud, connect: Connect,

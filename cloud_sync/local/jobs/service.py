@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterable
 from typing import Any, Self
 
 import paho.mqtt.client as paho
@@ -157,7 +158,7 @@ class JobsDeviceService:
             except Exception:
                 logger.exception("jobs service: the poll failed")
 
-    def _notify_changes(self, things: Any) -> None:
+    def _notify_changes(self, things: Iterable[str]) -> None:
         """`notify` when a thing's pending executions changed, `notify-next` when its next
         one did (IoT Jobs sends neither for a change of details)."""
         for thing in things:
