@@ -5,6 +5,8 @@
     cloud-sync fleet provision --store ID --out DIR --region R --aws-issued --root-ca PEM
     cloud-sync lake worker|compact|count ...         (cloud_sync/lake/commands.py)
     cloud-sync master push KIND FILE --store ID ...  (cloud_sync/fleet/commands.py)
+    cloud-sync release create|status|promote|watch|abort|rollback ...
+                                                     (cloud_sync/release/commands.py)
 
 Command groups register in `COMMAND_GROUPS` (name, function adding the group's parser); a
 leaf command sets `handler` (args -> exit code). Errors are one line on stderr, exit code 2.
@@ -26,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cloud_sync.fleet.commands import add_master_group
 from cloud_sync.lake.commands import add_lake_group
+from cloud_sync.release.commands import add_release_group
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +185,7 @@ COMMAND_GROUPS: list[tuple[str, AddGroup]] = [
     ("fleet", add_fleet_group),
     ("lake", add_lake_group),
     ("master", add_master_group),
+    ("release", add_release_group),
 ]
 
 
