@@ -255,12 +255,22 @@ def test_cancel_job_from_boto3_reaches_waiting_and_working_stores(
 def test_an_offline_store_gets_its_job_when_it_comes_back(
         local_cloud: LocalCloud, connect: Connect, tmp_path: Path) -> None:
     store = Store(local_cloud, tmp_path)
-    job_id = create_job(local_cloud, [store], {"operation": "while-away"})
+    # This time the document is an S3 object (documentSource), itself with a placeholder.
+    key = f"job-documents/{store.name}.json"
+    local_cloud.boto3_client("s3").put_object(Bucket=LAKE_BUCKET, Key=key, Body=json.dumps({
+        "operation": "while-away",
+        "source": presigned(f"https://{LAKE_BUCKET}.s3.eu-west-1.amazonaws.com/{key}")}))
+    job_id = new_job_id()
+    local_cloud.boto3_client("iot").create_job(
+        jobId=job_id, targets=[store.arn],
+        documentSource=f"https://{LAKE_BUCKET}.s3.amazonaws.com/{key}")
     time.sleep(0.5)  # the service has seen the job, and nobody listened
     jobs = store.connect(connect, listen=False)
     assert jobs.pending() == ([], [job_id])
     described = jobs.describe()
-    assert described is not None and described.document == {"operation": "while-away"}
+    assert described is not None and described.document["operation"] == "while-away"
+    with urllib.request.urlopen(described.document["source"], timeout=10) as download:
+        assert json.loads(download.read())["operation"] == "while-away"
     execution = jobs.start_next()
     assert execution is not None and execution.job_id == job_id
     assert store.execution(job_id)["status"] == "IN_PROGRESS"

@@ -1,7 +1,8 @@
-"""Job documents as a device receives them: the JSON object of `create_job(document=...)`,
-with every `${aws:iot:s3-presigned-url:<S3 URL>}` placeholder replaced by a presigned GET URL
-for the object, as IoT Jobs does at delivery. Locally the URL points at moto's S3 (path style),
-so plain urllib downloads it."""
+"""Job documents as a device receives them: the JSON object of `create_job(document=...)`
+(or of the S3 object its `documentSource` names), with every
+`${aws:iot:s3-presigned-url:<S3 URL>}` placeholder replaced by a presigned GET URL for the
+object, as IoT Jobs does at delivery. Locally the URL points at moto's S3 (path style), so
+plain urllib downloads it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import logging
 import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +49,32 @@ class JobDocuments:
 
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
+        self._sources: dict[str, str] = {}  # documentSource URL -> its text, read once
+
+    def source_text(self, url: str) -> str:
+        """The text of a job's `documentSource` object (a job's document never changes)."""
+        if url not in self._sources:
+            bucket, key = s3_location(url)
+            body = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            self._sources[url] = body.decode("utf-8")
+        return self._sources[url]
 
     def presign(self, url: str, expires_s: int) -> str:
         bucket, key = s3_location(url)
         return str(self._s3.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s))
 
-    def render(self, document: str | None, presigned_url_config: dict[str, Any] | None
-               ) -> Any:
+    def render(self, document: str | None, presigned_url_config: dict[str, Any] | None,
+               document_source: str | None = None) -> Any:
         """The document as JSON (a string if it is not JSON), placeholders presigned. A
         placeholder that names no S3 object is left as it is, and logged."""
+        if document is None and document_source:
+            try:
+                document = self.source_text(document_source)
+            except (DocumentError, BotoCoreError, ClientError, UnicodeDecodeError) as exc:
+                # IoT Jobs refuses such a job at creation; moto does not, so say it here.
+                logger.warning("job documentSource %s unreadable: %s", document_source, exc)
+                return None
         if document is None:
             return None
         expires_s = int((presigned_url_config or {}).get("expiresInSec") or DEFAULT_EXPIRES_S)

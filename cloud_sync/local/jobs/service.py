@@ -162,18 +162,24 @@ class JobsDeviceService:
         """`notify` when a thing's pending executions changed, `notify-next` when its next
         one did (IoT Jobs sends neither for a change of details)."""
         for thing in things:
-            pending, next_id = signature = self.ledger.pending_signature(thing)
-            before_pending, before_next = self._published.get(thing, (frozenset(), None))
-            if signature == (before_pending, before_next):
-                continue
-            self._published[thing] = signature
-            prefix = jobs_prefix(thing)
-            if pending != before_pending:
-                self._publish(prefix + "notify",
-                              notify_document(*self.ledger.pending_summaries(thing)))
-            if next_id != before_next:
-                self._publish(prefix + "notify-next",
-                              notify_next_document(self.ledger.next_execution(thing)))
+            try:
+                self._notify_thing(thing)
+            except Exception:  # one thing's failure must not silence the others
+                logger.exception("jobs service: notifying %s failed", thing)
+
+    def _notify_thing(self, thing: str) -> None:
+        pending, next_id = signature = self.ledger.pending_signature(thing)
+        before_pending, before_next = self._published.get(thing, (frozenset(), None))
+        if signature == (before_pending, before_next):
+            return
+        self._published[thing] = signature
+        prefix = jobs_prefix(thing)
+        if pending != before_pending:
+            self._publish(prefix + "notify",
+                          notify_document(*self.ledger.pending_summaries(thing)))
+        if next_id != before_next:
+            self._publish(prefix + "notify-next",
+                          notify_next_document(self.ledger.next_execution(thing)))
 
     def _publish(self, topic: str, document: dict[str, Any]) -> None:
         self._client.publish(topic, json.dumps(document, separators=(",", ":")), qos=QOS)

@@ -31,7 +31,7 @@ def execution_summary(execution: FakeJobExecution) -> dict[str, Any]:
 def execution_data(thing: str, job: FakeJob, execution: FakeJobExecution,
                    documents: JobDocuments, *, include_document: bool = True
                    ) -> dict[str, Any]:
-    document = (documents.render(job.document, job.presigned_url_config)
+    document = (documents.render(job.document, job.presigned_url_config, job.document_source)
                 if include_document else None)
     return without_none({
         "jobId": execution.job_id,
