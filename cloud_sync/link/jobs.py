@@ -94,10 +94,13 @@ class JobsClient:
             operation_timeout_in_seconds=timeout_s))
         self._streams: list[Any] = []
 
-    def on_next_execution(self, callback: Callable[[JobExecution | None], None]) -> None:
+    def on_next_execution(self, callback: Callable[[JobExecution | None], None], *,
+                          wait: bool = True) -> None:
         """Call `callback` with the next pending execution (or None: nothing pending) each
-        time it changes (`notify-next`); returns once subscribed. The callback runs on the
-        SDK's thread: what it raises is logged, never propagated."""
+        time it changes (`notify-next`). Returns once subscribed, or at once with
+        `wait=False` (a store starting offline: the SDK subscribes when the link is up, and
+        again after each reconnect). The callback runs on the SDK's thread: what it raises is
+        logged, never propagated."""
         subscribed = threading.Event()
 
         def status(event: mqtt_request_response.SubscriptionStatusEvent) -> None:
@@ -120,7 +123,7 @@ class JobsClient:
                                  subscription_status_listener=status))
         stream.open()
         self._streams.append(stream)  # kept: the stream ends when collected
-        if not subscribed.wait(self.timeout_s):
+        if wait and not subscribed.wait(self.timeout_s):
             raise JobsError(f"{self.thing_name}: no subscription to jobs/notify-next within "
                             f"{self.timeout_s}s")
 
