@@ -26,11 +26,13 @@ from cloud_sync.release.commands import LOCAL_RELEASES_BUCKET, LOCAL_ROLE_ARN
 from cloud_sync.release.controller import ReleaseController
 from cloud_sync.release.create import create_release
 from cloud_sync.release.document import JobDocument, presigned_placeholder
+from cloud_sync.release.kms_signer import KmsSigner
 from cloud_sync.release.record import COMPLETE, ReleaseError, ReleaseStore
 from cloud_sync.release.spec import RolloutSpec
 from models import onnx_export
 from models.bundle import BundleError, SignatureError, build_bundle, generate_keypair
 from models.bundle import load_private_key as load_key
+from models.bundle.signing import encode_signature
 from tests.cloud.conftest import unique_store
 from tests.cloud.stores import provision
 from tests.test_embedded_broker import wait_until
@@ -324,3 +326,50 @@ def test_cli_create_status_and_abort(local_cloud: LocalCloud, bundle: Callable[.
     assert "not rolling out" in capsys.readouterr().err
     store = ReleaseStore(local_cloud.boto3_client("s3"), LOCAL_RELEASES_BUCKET)
     assert store.load(version).decisions[-2]["reason"] == "test over"
+
+
+def test_watch_steps_until_the_release_is_settled(
+        controller: ReleaseController, bundle: Callable[..., Path], signing: dict[str, Path],
+        stores: Callable[[int], list[str]], device: Callable[[str], Device]) -> None:
+    (canary,) = stores(1)
+    release = create(controller, bundle("9.0"), signing["public"], canaries=(canary,))
+    assert controller.watch(timeout_s=0).action == "wait"  # gives up, nothing decided
+    seen: list[Any] = []
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:  # the store refuses the bundle while the controller waits
+            device(canary).update(release.waves[0]["job_id"], "FAILED", {
+                "stage": "refused", "version": "9.0", "reason": "digest mismatch"})
+
+    final = controller.watch(interval_s=0.5, on_decision=seen.append, sleep=sleep)
+    assert final.action == "abort" and f"{canary} refused: digest mismatch" in final.reason
+    assert [d.action for d in seen] == ["wait", "abort"]  # each new decision reported once
+    assert sleeps == [0.5, 0.5]
+    record = controller.store.load("9.0")
+    assert record.status == "aborted"
+    assert record.decisions[-1]["reason"] == "no store had taken the release: nothing to roll back"
+
+
+def test_a_bundle_signed_in_kms_is_released_with_the_kms_public_key(
+        controller: ReleaseController, local_cloud: LocalCloud, signing: dict[str, Path],
+        stores: Callable[[int], list[str]], tmp_path: Path) -> None:
+    kms = local_cloud.boto3_client("kms")
+    key_id = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"][
+        "KeyId"]
+
+    class RawKmsSigner:
+        """RAW, because moto's KMS lacks DIGEST (test_release_kms.py); equal on real KMS."""
+
+        def sign(self, manifest: bytes) -> bytes:
+            return encode_signature(kms.sign(KeyId=key_id, Message=manifest, MessageType="RAW",
+                                             SigningAlgorithm="ECDSA_SHA_256")["Signature"])
+
+    path = build_bundle(signing["models"], tmp_path / "kms.tar.gz", RawKmsSigner(),
+                        version="8.0")
+    (canary,) = stores(1)
+    with pytest.raises(SignatureError):
+        create(controller, path, signing["public"], canaries=(canary,))
+    record = create(controller, path, KmsSigner(kms, key_id).public_key(), canaries=(canary,))
+    assert record.version == "8.0" and record.waves[0]["job_id"]
