@@ -154,11 +154,14 @@ def test_a_job_from_boto3_runs_on_a_store_and_completes(local_cloud: LocalCloud,
 def test_raw_requests_get_their_client_token_back_and_coded_rejections(
         local_cloud: LocalCloud, connect: Connect, tmp_path: Path) -> None:
     store = Store(local_cloud, tmp_path)
-    job_id = create_job(local_cloud, [store], {"operation": "raw"})
     inbox = Inbox()
     client = connect(store.credentials, on_publish=inbox)
     prefix = topics.jobs_prefix(store.name)
     client.subscribe([prefix + "#"])
+    job_id = create_job(local_cloud, [store], {"operation": "raw"})
+    assert wait_until(lambda: prefix + "notify" in inbox.topics, NOTIFY_TIMEOUT_S)
+    notify = json.loads(inbox.payloads[inbox.topics.index(prefix + "notify")])
+    assert [j["jobId"] for j in notify["jobs"]["QUEUED"]] == [job_id]
 
     def ask(topic: str, payload: bytes) -> dict[str, Any]:
         count = len(inbox.packets)
@@ -264,7 +267,9 @@ def test_an_offline_store_gets_its_job_when_it_comes_back(
     local_cloud.boto3_client("iot").create_job(
         jobId=job_id, targets=[store.arn],
         documentSource=f"https://{LAKE_BUCKET}.s3.amazonaws.com/{key}")
-    time.sleep(0.5)  # the service has seen the job, and nobody listened
+    # The service has taken the job on (IN_PROGRESS), and nobody listened.
+    assert wait_until(lambda: job_of(local_cloud, job_id)["status"] == "IN_PROGRESS",
+                      NOTIFY_TIMEOUT_S)
     jobs = store.connect(connect, listen=False)
     assert jobs.pending() == ([], [job_id])
     described = jobs.describe()
