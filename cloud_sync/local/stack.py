@@ -34,7 +34,7 @@ PORT_FILE = "broker-port"  # kept after `down()`, unlike STACK_FILE
 LAKE_BUCKET = "instore-lake"
 # Local only: how many seconds a job "minute" lasts (rollout rates, timeouts) when the
 # constructor is not told; tests shrink it. IoT Jobs itself has no such setting.
-JOBS_SECONDS_PER_MINUTE_ENV = "INSTORE_JOBS_SECONDS_PER_MINUTE"
+JOBS_SECONDS_PER_MINUTE_ENV = "CLOUD_SYNC_LOCAL_JOBS_SECONDS_PER_MINUTE"
 DEFAULT_JOBS_SECONDS_PER_MINUTE = 60.0
 
 
