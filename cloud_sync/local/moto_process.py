@@ -61,7 +61,8 @@ def start_jobs_service(credentials_dir: Path, endpoint_url: str, region: str,
         aws_secret_access_key=DUMMY_KEY,
         # Path style: a URL on 127.0.0.1 that urllib can fetch without DNS for the bucket.
         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
-    lifecycle = JobLifecycle(iot_backends[DEFAULT_ACCOUNT_ID][region], seconds_per_minute)
+    lifecycle = JobLifecycle(lambda: iot_backends[DEFAULT_ACCOUNT_ID][region],
+                             seconds_per_minute)
     ledger = ExecutionLedger(lifecycle, JobDocuments(s3))
     return JobsDeviceService(LinkCredentials.load(credentials_dir), ledger).start()
 

@@ -442,3 +442,14 @@ def _pending_or_none(jobs: JobsClient) -> tuple[list[str], list[str]] | None:
         return jobs.pending()
     except JobsError:
         return None  # asked before the service was back: no answer
+
+
+def test_jobs_are_followed_after_a_moto_reset(fast_cloud: LocalCloud, connect: Connect,
+                                              tmp_path: Path) -> None:
+    reset = urllib.request.Request(f"{fast_cloud.moto.endpoint_url}/moto-api/reset",
+                                   method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()  # moto builds new backends
+    store = Store(fast_cloud, tmp_path, "after-reset")
+    jobs = store.connect(connect, listen=False)
+    job_id = create_job(fast_cloud, [store])
+    assert wait_until(lambda: jobs.pending() == ([], [job_id]), NOTIFY_TIMEOUT_S)

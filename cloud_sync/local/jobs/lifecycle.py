@@ -54,12 +54,18 @@ def set_status(execution: FakeJobExecution, status: str) -> None:
 
 
 class JobLifecycle:
-    def __init__(self, backend: Any, seconds_per_minute: float,
+    def __init__(self, backend_of: Callable[[], Any], seconds_per_minute: float,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.backend = backend  # moto's IoTBackend for our account and region
+        self._backend_of = backend_of
         self.seconds_per_minute = seconds_per_minute
         self.clock = clock
         self.tracks: dict[str, JobTrack] = {}
+
+    @property
+    def backend(self) -> Any:
+        """moto's IoTBackend for our account and region, looked up each time: a reset of
+        moto (`/moto-api/reset`) replaces it."""
+        return self._backend_of()
 
     def minutes(self, count: float) -> float:
         return count * self.seconds_per_minute
