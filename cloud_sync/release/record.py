@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from cloud_sync.release.spec import RolloutSpec
 from models.bundle.version import version_key
 
@@ -33,6 +35,8 @@ PREFIX = "releases/"
 RECORD_FILE = "release.json"
 BUNDLE_FILE = "bundle.tar.gz"
 ROLLING_OUT, COMPLETE, ABORTED, ROLLED_BACK = "rolling-out", "complete", "aborted", "rolled-back"
+# S3's answers to a conditional write that lost a race.
+_CONFLICTS = ("PreconditionFailed", "ConditionalRequestConflict")
 # A version becomes an S3 key part and part of job ids: keep it to a plain alphabet.
 _SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
@@ -74,6 +78,9 @@ class ReleaseRecord:
     current: int = 0
     decisions: list[dict[str, Any]] = field(default_factory=list)
     rollbacks: list[dict[str, Any]] = field(default_factory=list)
+    # The S3 ETag this record was read or written as (not part of the JSON): a save is
+    # conditional on it, so two controllers cannot overwrite each other's decisions.
+    etag: str | None = field(default=None, compare=False, repr=False)
 
     def log(self, now: datetime, action: str, reason: str, wave: int | None = None) -> None:
         """Record one decision with its reason, and log it."""
@@ -87,6 +94,7 @@ class ReleaseRecord:
 
     def to_json(self) -> str:
         doc = asdict(self)
+        del doc["etag"]
         doc["spec"] = self.spec.to_dict()
         return json.dumps(doc, indent=2) + "\n"
 
@@ -116,15 +124,29 @@ class ReleaseStore:
 
     def load(self, version: str) -> ReleaseRecord:
         try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=record_key(version))["Body"]
+            response = self.s3.get_object(Bucket=self.bucket, Key=record_key(version))
         except self.s3.exceptions.NoSuchKey:
             raise ReleaseError(f"no release {version} in s3://{self.bucket}/{PREFIX}") from None
-        return ReleaseRecord.from_json(body.read())
+        record = ReleaseRecord.from_json(response["Body"].read())
+        record.etag = response["ETag"]
+        return record
 
     def latest(self) -> ReleaseRecord | None:
         versions = self.versions()
         return self.load(versions[-1]) if versions else None
 
     def save(self, record: ReleaseRecord) -> None:
-        self.s3.put_object(Bucket=self.bucket, Key=record_key(record.version),
-                           Body=record.to_json().encode(), ContentType="application/json")
+        """Write ``record`` only over the version it was read as (a new one only if none
+        exists); a :class:`ReleaseError` if another controller wrote meanwhile."""
+        condition = {"IfMatch": record.etag} if record.etag else {"IfNoneMatch": "*"}
+        try:
+            response = self.s3.put_object(
+                Bucket=self.bucket, Key=record_key(record.version),
+                Body=record.to_json().encode(), ContentType="application/json", **condition)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in _CONFLICTS:
+                raise
+            raise ReleaseError(f"release {record.version} was changed by another controller "
+                               "meanwhile; nothing of this step was recorded (its jobs are "
+                               "idempotent): run the step again") from exc
+        record.etag = response["ETag"]

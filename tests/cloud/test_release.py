@@ -10,6 +10,7 @@ import json
 import math
 import tarfile
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -373,3 +374,20 @@ def test_a_bundle_signed_in_kms_is_released_with_the_kms_public_key(
         create(controller, path, signing["public"], canaries=(canary,))
     record = create(controller, path, KmsSigner(kms, key_id).public_key(), canaries=(canary,))
     assert record.version == "8.0" and record.waves[0]["job_id"]
+
+
+def test_two_controllers_cannot_overwrite_each_others_decisions(
+        controller: ReleaseController, bundle: Callable[..., Path], signing: dict[str, Path],
+        stores: Callable[[int], list[str]]) -> None:
+    (canary,) = stores(1)
+    record = create(controller, bundle("4.0"), signing["public"], canaries=(canary,))
+    mine, theirs = controller.store.load("4.0"), controller.store.load("4.0")
+    mine.log(datetime.now(UTC), "wait", "mine")
+    controller.store.save(mine)
+    theirs.log(datetime.now(UTC), "wait", "theirs")
+    with pytest.raises(ReleaseError, match="changed by another controller"):
+        controller.store.save(theirs)
+    assert controller.store.load("4.0").decisions[-1]["reason"] == "mine"
+    record.etag = None  # a second `create` of the same version, racing the first
+    with pytest.raises(ReleaseError, match="changed by another controller"):
+        controller.store.save(record)
