@@ -321,6 +321,10 @@ def test_cli_create_status_and_abort(local_cloud: LocalCloud, bundle: Callable[.
     assert status["waves"][0]["counts"] == {"QUEUED": 1}
     assert cloud_sync(["release", "promote", version, *local]) == 0
     assert capsys.readouterr().out.startswith("wait: 0 of 1 stores succeeded")
+    assert cloud_sync(["release", "status", *local]) == 0  # the latest release
+    text = capsys.readouterr().out
+    assert f"release {version} (" in text and f"    {canary}: QUEUED" in text
+    assert "wave 0 wait: 0 of 1 stores succeeded (1 QUEUED)" in text
     assert cloud_sync(["release", "abort", version, "--reason", "test over", *local]) == 0
     assert f"release {version}: aborted" in capsys.readouterr().out
     assert cloud_sync(["release", "abort", version, *local]) == 2
