@@ -7,6 +7,7 @@
     cloud-sync master push KIND FILE --store ID ...  (cloud_sync/fleet/commands.py)
     cloud-sync release create|status|promote|watch|abort|rollback ...
                                                      (cloud_sync/release/commands.py)
+    cloud-sync retrain --local DIR --key PEM --out DIR ...  (cloud_sync/retrain/commands.py)
 
 Command groups register in `COMMAND_GROUPS` (name, function adding the group's parser); a
 leaf command sets `handler` (args -> exit code). Errors are one line on stderr, exit code 2.
@@ -29,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from cloud_sync.fleet.commands import add_master_group
 from cloud_sync.lake.commands import add_lake_group
 from cloud_sync.release.commands import add_release_group
+from cloud_sync.retrain.commands import add_retrain_group
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +188,7 @@ COMMAND_GROUPS: list[tuple[str, AddGroup]] = [
     ("lake", add_lake_group),
     ("master", add_master_group),
     ("release", add_release_group),
+    ("retrain", add_retrain_group),
 ]
 
 
