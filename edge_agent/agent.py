@@ -28,13 +28,15 @@ from typing import Any
 from edge_agent.features.store import ensure_features_current
 from edge_agent.ingestion.service import IngestionService, IngestStats
 from edge_agent.metrics import AgentMetrics
-from edge_agent.modeling.registry import ModelRegistry, SwapListener
-from edge_agent.modeling.watcher import BundleWatcher, start_models
+from edge_agent.modeling.registry import SwapListener
+from edge_agent.modeling.watcher import BundleWatcher, make_registry, start_models
 from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
 from edge_agent.storage import open_database
 from edge_agent.storage.lock import DatabaseLock
 from edge_agent.storage.retention import UNSENT_EVENTS, purge_once
+from edge_agent.updates.health import MetricSource
+from edge_agent.updates.updater import ModelUpdater
 from edge_agent.uplink.service import LinkStatus, UplinkService
 from models.events import utc_now
 
@@ -90,10 +92,14 @@ class AgentHealth:
 class Agent:
     def __init__(self, settings: Settings, *, metrics: AgentMetrics | None = None,
                  on_model_swap: SwapListener | None = None, load_models: bool = True,
-                 on_fatal: Callable[[str], None] | None = None) -> None:
+                 on_fatal: Callable[[str], None] | None = None,
+                 serving_metrics: MetricSource | None = None) -> None:
         self.settings = settings
         self.metrics = metrics or AgentMetrics()
-        self.models = ModelRegistry(settings.model_public_key, on_swap=on_model_swap)
+        # Where the HTTP latency histogram is read for a release's probation: this process's
+        # registry, or with HTTP workers, theirs (given by the caller).
+        self._serving_metrics = serving_metrics or self.metrics.registry.collect
+        self.models = make_registry(settings, on_swap=on_model_swap)
         # With HTTP workers, each worker loads and serves the models itself.
         self._load_models = load_models
         self._on_fatal = on_fatal
@@ -106,6 +112,7 @@ class Agent:
         self._free_bytes: int | None = None
         self._purge_conn: sqlite3.Connection | None = None
         self._uplink: UplinkService | None = None
+        self._updater: ModelUpdater | None = None
         self.failed: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -128,6 +135,11 @@ class Agent:
             if self.settings.cloud_credentials is not None:
                 self._uplink = UplinkService(self.settings, self.metrics)
                 self._uplink.start()
+                if self.models.library is not None:
+                    self._updater = ModelUpdater(self.models, self._uplink.link,
+                                                 self._serving_metrics,
+                                                 self.settings.model_update_poll_s)
+                    self._updater.start()
             self._check_storage()
             self._tasks = [
                 PeriodicTask("supervisor", self._supervise, SUPERVISE_INTERVAL_S),
@@ -150,6 +162,9 @@ class Agent:
         for task in reversed(self._tasks):
             task.stop()
         self._tasks = []
+        if self._updater is not None:
+            self._updater.stop()
+            self._updater = None
         if self._uplink is not None:
             self._uplink.stop()
             self._uplink = None
@@ -194,6 +209,10 @@ class Agent:
     @property
     def uplink(self) -> UplinkService | None:
         return self._uplink
+
+    @property
+    def updater(self) -> ModelUpdater | None:
+        return self._updater
 
     def link_status(self) -> LinkStatus | None:
         return None if self._uplink is None else self._uplink.status()

@@ -110,12 +110,22 @@ class Settings(BaseSettings):
     layout: str = "supermarket"
     # How often routes are re-priced from zone.traffic head counts.
     congestion_interval_s: float = Field(default=15.0, gt=0)
-    # Models: bundles must verify against the fleet public key (ECDSA P-256 PEM). `model_bundle`
-    # is loaded at start; a newer bundle appearing in `model_bundle_dir` is loaded when seen.
+    # Models: bundles must verify against the fleet public key (ECDSA P-256 PEM). The bundle
+    # folder (`model_bundle_dir`, default `bundles/` beside the database) holds the verified
+    # bundles and the record of the version served; a restart serves that version. A newer
+    # bundle dropped into the folder is served when seen; `model_bundle` is offered at start.
     model_public_key: Path | None = None
     model_bundle: Path | None = None
     model_bundle_dir: Path | None = None
     model_watch_interval_s: float = Field(default=10.0, gt=0)
+    # Installed bundles beyond the served and previous ones are pruned, oldest first, past
+    # this size (today's bundles are a few MB).
+    model_bundle_budget_mb: float = Field(default=200.0, gt=0)
+    # A bundle is refused when one model call on a smoke shopper takes longer than this.
+    model_smoke_budget_ms: float = Field(default=250.0, gt=0)
+    # With a cloud link, release jobs (AWS IoT Jobs) are taken when notified; this is how
+    # often the store asks anyway (a missed notification, or back from offline).
+    model_update_poll_s: float = Field(default=60.0, gt=0)
     # Store-wide answers (trending) move over minutes; every display polling them should not
     # re-aggregate the tills each time.
     trending_cache_s: float = Field(default=30.0, ge=0)
@@ -225,6 +235,10 @@ class Settings(BaseSettings):
     @property
     def broker_address(self) -> BrokerAddress | None:
         return parse_broker_url(self.broker) if self.broker else None
+
+    @property
+    def bundle_folder(self) -> Path:
+        return self.model_bundle_dir or Path(self.db).parent / "bundles"
 
     @property
     def mqtt_client_id(self) -> str:

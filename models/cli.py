@@ -148,16 +148,13 @@ def _add_verify(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import tempfile
-
     from models.bundle import verify_bundle
 
-    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        verified = verify_bundle(args.bundle, args.public_key, extract_to=Path(tmp) / "b")
+    verified = verify_bundle(args.bundle, args.public_key)
     m = verified.manifest
     print(f"OK {m['name']} {m['version']} created {m['created_at']}")
-    for name, digest in m["files"].items():
-        print(f"  {digest}  {name}")
+    for name, listed in m["files"].items():
+        print(f"  {listed.sha256}  {listed.bytes:>10}  {name}")
     return EXIT_OK
 
 

@@ -42,3 +42,58 @@ def make_bundles(root: Path) -> Bundles:
     bundles.build(bundles.v1, "test-1")
     bundles.build(bundles.v2, "test-2")
     return bundles
+
+
+def build_with_ranker(bundles: Bundles, out: Path, version: str, ranker: bytes) -> Path:
+    """A validly signed bundle whose next-basket ranker is replaced by `ranker` (ONNX)."""
+    models_dir = out.with_name(f"{out.name}-models")
+    shutil.copytree(bundles.models_dir, models_dir)
+    (models_dir / "nbr_ranker.onnx").write_bytes(ranker)
+    return build_bundle(models_dir, out, load_private_key(bundles.private_key), version=version)
+
+
+def _ranker_graph(nodes: list, initializers: list) -> bytes:
+    """A ranker with the real one's interface: features [N, 30] → probabilities [N, 2]."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        nodes, "adversarial-ranker",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 30])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
+        initializers)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def nan_ranker() -> bytes:
+    """Scores every candidate NaN."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    return _ranker_graph(
+        [helper.make_node("Slice", ["features", "start", "end", "axis"], ["two"]),
+         helper.make_node("Mul", ["two", "nan"], ["probabilities"])],
+        [numpy_helper.from_array(np.array([0], np.int64), "start"),
+         numpy_helper.from_array(np.array([2], np.int64), "end"),
+         numpy_helper.from_array(np.array([1], np.int64), "axis"),
+         numpy_helper.from_array(np.array(np.nan, np.float32), "nan")])
+
+
+def slow_ranker(layers: int = 100, width: int = 1024) -> bytes:
+    """Finite scores, but cost grows with the rows: a few ms on a 3-item shopper, seconds on
+    the ~300 candidates of a loyal one (what a model trained wrong or tampered might do)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("MatMul", ["features", "w_in"], ["h0"])]
+    for n in range(layers):
+        nodes += [helper.make_node("MatMul", [f"h{n}", "w"], [f"m{n}"]),
+                  helper.make_node("Tanh", [f"m{n}"], [f"h{n + 1}"])]
+    nodes += [helper.make_node("ReduceMean", [f"h{layers}"], ["mean"], axes=[1], keepdims=1),
+              helper.make_node("Sigmoid", ["mean"], ["p"]),
+              helper.make_node("Sub", ["one", "p"], ["q"]),
+              helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1)]
+    return _ranker_graph(nodes, [
+        numpy_helper.from_array(rng.normal(0, 0.1, (30, width)).astype(np.float32), "w_in"),
+        numpy_helper.from_array(rng.normal(0, 0.03, (width, width)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.array(1.0, np.float32), "one")])

@@ -128,7 +128,7 @@ def test_two_stores_reach_the_lake_and_stop_cleanly(
     banner_s = time.monotonic() - started
     helpers = children(process.pid)
     assert any("mosquitto" in command_of(p) for p in helpers), helpers
-    assert any("moto.server" in command_of(p) for p in helpers), helpers
+    assert any("moto_process" in command_of(p) for p in helpers), helpers
 
     # Every store's pages, with their keys, and a loyalty number to try.
     kiosks = re.findall(r"kiosk\s+: (http://\S+)", output.text)

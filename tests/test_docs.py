@@ -71,11 +71,15 @@ def test_every_cloud_sync_command_is_documented() -> None:
 
     from cloud_sync.cli import build_parser as cloud_parser
 
-    docs = README + (Path(__file__).resolve().parents[1] / "docs" / "cloud-link.md").read_text()
+    docs = README + "".join((Path(__file__).resolve().parents[1] / "docs" / name).read_text()
+                            for name in ("cloud-link.md", "releases.md", "retraining.md"))
 
     def choices(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-        return parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        if parser._subparsers is None:  # a command of its own (`cloud-sync retrain`)
+            return {}
+        return parser._subparsers._group_actions[0].choices  # type: ignore[return-value]
 
     for group, group_parser in choices(cloud_parser()).items():
+        assert f"cloud-sync {group}" in docs, f"`cloud-sync {group}`"
         for command in choices(group_parser):
             assert f"cloud-sync {group} {command}" in docs, f"`cloud-sync {group} {command}`"

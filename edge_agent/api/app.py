@@ -33,10 +33,9 @@ from edge_agent.api.routes import (
 from edge_agent.api.shared import SharedRuntime
 from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.api.state import IngestLink, ServingState
-from edge_agent.api.worker_runtime import BundleFollower, WorkerIngest
+from edge_agent.api.worker_runtime import WorkerIngest
 from edge_agent.metrics import AgentMetrics
-from edge_agent.modeling.registry import ModelRegistry
-from edge_agent.modeling.watcher import BundleWatcher, start_models
+from edge_agent.modeling.watcher import BundleWatcher, make_registry, start_models
 from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
 from edge_agent.wayfinding import StoreMap
@@ -76,7 +75,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
         else:
             assert shared is not None
             ingest = WorkerIngest(settings, shared)
-            registry = ModelRegistry(settings.model_public_key, on_swap=model_metric.swapped)
+            registry = make_registry(settings, on_swap=model_metric.swapped)
         reads = ReadConnections(settings.db)
         store_map = StoreMap(settings.layout)
         app.state.serving = ServingState(settings=settings, ingest=ingest, reads=reads,
@@ -88,10 +87,9 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
         tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
                               settings.congestion_interval_s)]
         if shared is not None:
-            tasks.append(PeriodicTask("bundle-follower",
-                                      BundleFollower(registry, shared).check_once,
-                                      FOLLOW_INTERVAL_S))
-            watcher = start_models(settings, registry, app.state.serving.models_changed)
+            # Another worker's swap (an admin's load or rollback) reaches this one.
+            tasks.append(PeriodicTask("bundle-follower", registry.follow, FOLLOW_INTERVAL_S))
+            watcher = start_models(settings, registry)
         for task in tasks:
             task.start()
         if not settings.api_keys:

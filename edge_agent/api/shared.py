@@ -4,9 +4,10 @@ one private directory per run, holding
 - `metrics/`: Prometheus multiprocess files, so `/metrics` on any worker shows ingestion's
   counters (kept by the agent process) and every worker's request latencies together;
 - `agent-status.json`: the agent process's heartbeat and its health (broker, commits,
-  storage), for `/readyz`;
-- `active-bundle.json`: the bundle an admin last loaded (or rolled back to) on any worker,
-  which every other worker then loads too.
+  storage), for `/readyz`.
+
+(Which bundle every worker serves is recorded in the store's bundle folder instead, where it
+outlives a restart: `edge_agent/modeling/library.py`.)
 
 Files are replaced atomically (write, then rename), so a reader sees the old or the new
 content, never half of one.
@@ -38,17 +39,12 @@ class SharedRuntime:
     def status_file(self) -> Path:
         return self.root / "agent-status.json"
 
-    @property
-    def bundle_record(self) -> Path:
-        return self.root / "active-bundle.json"
-
     def prepare(self) -> None:
         """Create the directory afresh (metric files of an earlier run must not count)."""
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.metrics_dir.glob("*.db"):
             stale.unlink()
-        for stale in (self.status_file, self.bundle_record):
-            stale.unlink(missing_ok=True)
+        self.status_file.unlink(missing_ok=True)
 
     # -- the agent process's status ----------------------------------------------------------
     def write_status(self, health: dict[str, Any]) -> None:
@@ -63,16 +59,6 @@ class SharedRuntime:
             return None
         health = status.get("health")
         return health if isinstance(health, dict) else None
-
-    # -- the bundle every worker should serve ------------------------------------------------
-    def record_bundle(self, path: Path, version: str) -> None:
-        _write_json(self.bundle_record, {"path": str(path), "version": version})
-
-    def recorded_bundle(self) -> tuple[Path, str] | None:
-        record = _read_json(self.bundle_record)
-        if record is None:
-            return None
-        return Path(record["path"]), str(record["version"])
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:

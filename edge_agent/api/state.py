@@ -54,13 +54,6 @@ class ServingState:
         MultiProcessCollector(registry, path=str(self.shared.metrics_dir))
         return generate_latest(registry)
 
-    def models_changed(self) -> None:
-        """After an admin's load or rollback, or a new bundle in the watched directory: the
-        other workers follow this one."""
-        current = self.models.current
-        if self.shared is not None and current is not None and current.source is not None:
-            self.shared.record_bundle(current.source, current.version)
-
 
 async def serving_state(request: Request) -> ServingState:
     return request.app.state.serving

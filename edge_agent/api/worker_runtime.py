@@ -1,17 +1,15 @@
 """What an HTTP worker of `edge-agent run --workers N` uses in place of the agent that runs
-beside it: the broker status and a way to store feedback (`WorkerIngest`), and the bundle
-every worker serves (`BundleFollower`)."""
+beside it: the broker status and a way to store feedback (`WorkerIngest`). (Which bundle
+every worker serves is the bundle folder's record: `ModelRegistry.follow`.)"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from edge_agent.agent import AgentHealth
 from edge_agent.api.shared import SharedRuntime
 from edge_agent.ingestion.writer_process import write_until_stored
-from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.settings import Settings
 from edge_agent.storage import open_database
 from edge_agent.storage.event_writer import EventWriter, RawMessage
@@ -51,27 +49,3 @@ class WorkerIngest:
             except TimeoutError:
                 return False
         return not result.rejected_positions
-
-
-class BundleFollower:
-    """Loads the bundle an admin loaded (or rolled back to) on another worker, so every
-    worker serves the same version. A bundle refused here is not retried until the record
-    names another one."""
-
-    def __init__(self, registry: ModelRegistry, shared: SharedRuntime) -> None:
-        self._registry = registry
-        self._shared = shared
-        self._refused: tuple[Path, str] | None = None
-
-    def check_once(self) -> None:
-        record = self._shared.recorded_bundle()
-        current = self._registry.current
-        if record is None or record == self._refused:
-            return
-        if current is not None and current.version == record[1]:
-            return
-        try:
-            self._registry.load(record[0])
-        except BundleRefused as exc:
-            logger.error("not following the other workers to %s: %s", record[1], exc.reason)
-            self._refused = record

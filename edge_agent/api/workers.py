@@ -46,6 +46,8 @@ def enable_multiprocess_metrics(directory: Path) -> None:
 
 
 def serve_with_workers(settings: Settings) -> int:
+    from prometheus_client.multiprocess import MultiProcessCollector
+
     from edge_agent.agent import Agent
     from edge_agent.periodic import PeriodicTask
 
@@ -68,7 +70,10 @@ def serve_with_workers(settings: Settings) -> int:
         stop.set()
 
     failed = threading.Event()
-    agent = Agent(settings, load_models=False, on_fatal=give_up)
+    # Release probation reads the workers' latency histograms from their shared files.
+    workers_metrics = MultiProcessCollector(None, path=str(shared.metrics_dir))
+    agent = Agent(settings, load_models=False, on_fatal=give_up,
+                  serving_metrics=workers_metrics.collect)
     try:
         agent.start()
         status = PeriodicTask("agent-status",

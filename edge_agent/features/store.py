@@ -47,6 +47,16 @@ def load_stamped_features(conn: sqlite3.Connection, customer_id: str
     return (ShopperFeatures.from_blob(row[0]), f"{row[1]}@{row[2]}") if row else None
 
 
+def smoke_shoppers(conn: sqlite3.Connection, limit: int) -> list[ShopperFeatures]:
+    """Inputs for a new bundle's smoke test: the shoppers seen most recently and those with
+    the longest histories (the largest candidate sets this store produces)."""
+    rows = conn.execute(
+        "SELECT state FROM (SELECT state FROM shopper_features ORDER BY updated_at DESC"
+        " LIMIT ?) UNION ALL SELECT state FROM (SELECT state FROM shopper_features"
+        " ORDER BY sales DESC LIMIT ?)", (limit, limit)).fetchall()
+    return [ShopperFeatures.from_blob(row[0]) for row in rows]
+
+
 class FeatureUpdater:
     """Applies sales to shopper features through one connection (the writer's)."""
 

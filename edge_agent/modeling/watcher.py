@@ -1,38 +1,64 @@
-"""Loads a new bundle when one appears in the watched directory (how the cloud's rollout
-job, or an operator, hands the agent a new model version)."""
+"""Serves what the bundle folder says: at start-up the recorded version (a restart serves
+what was served), and later a newer bundle dropped into the folder by an operator.
+
+Which bundle is newest is decided by its signed version, never by file times; a version
+rolled back from is never picked up again by the watcher (only by an explicit load).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import sqlite3
 from pathlib import Path
 
-from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+from edge_agent.features.shopper import ShopperFeatures
+from edge_agent.features.store import smoke_shoppers
+from edge_agent.modeling.library import BundleLibrary
+from edge_agent.modeling.registry import BundleRefused, ModelRegistry, SwapListener
 from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
+from models.bundle import BundleError
+from models.bundle.version import version_key
 
 logger = logging.getLogger(__name__)
+# Recent and long-history shoppers each (so up to twice this many) in a smoke test.
+SMOKE_SHOPPERS = 10
 
 
-def bundle_candidates(directory: Path) -> list[Path]:
-    """Bundles in `directory` (sub-directories with a manifest, or .tar.gz), oldest first."""
-    if not directory.is_dir():
-        return []
-    found = [p for p in directory.iterdir()
-             if (p.is_dir() and (p / "manifest.json").is_file())
-             or p.name.endswith((".tar.gz", ".tgz"))]
-    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+def open_library(settings: Settings) -> BundleLibrary | None:
+    """The store's bundle folder, or None when no fleet public key is configured."""
+    if settings.model_public_key is None:
+        return None
+    return BundleLibrary(settings.bundle_folder, settings.model_public_key,
+                         budget_bytes=int(settings.model_bundle_budget_mb * 1024 * 1024))
+
+
+def make_registry(settings: Settings, on_swap: SwapListener | None = None) -> ModelRegistry:
+    """The registry of one serving process: its bundle folder, and this store's recent
+    shoppers as the smoke test's realistic inputs."""
+
+    def recent_shoppers() -> list[ShopperFeatures]:
+        if not Path(settings.db).exists():
+            return []
+        conn = sqlite3.connect(f"file:{settings.db}?mode=ro", uri=True, timeout=5)
+        try:
+            return smoke_shoppers(conn, SMOKE_SHOPPERS)
+        except sqlite3.Error as exc:  # a store without its tables yet: synthetic ones only
+            logger.warning("smoke test without the store's shoppers: %s", exc)
+            return []
+        finally:
+            conn.close()
+
+    return ModelRegistry(open_library(settings), on_swap=on_swap, smoke_shoppers=recent_shoppers,
+                         smoke_budget_s=settings.model_smoke_budget_ms / 1000)
 
 
 class BundleWatcher:
-    def __init__(self, registry: ModelRegistry, directory: Path, interval_s: float,
-                 on_loaded: Callable[[], None] | None = None) -> None:
+    def __init__(self, registry: ModelRegistry, library: BundleLibrary,
+                 interval_s: float) -> None:
         self._registry = registry
-        self._directory = directory
-        # Told of each bundle this watcher loads while running (with HTTP workers: so the
-        # other workers serve it too, whichever of them saw it first).
-        self._on_loaded = on_loaded
-        self._tried: set[tuple[str, float]] = set()
+        self._library = library
+        self._tried: set[tuple[str, float, int]] = set()
         self._task = PeriodicTask("bundle-watcher", self.check_once, interval_s)
 
     def start(self) -> None:
@@ -41,40 +67,52 @@ class BundleWatcher:
     def stop(self) -> None:
         self._task.stop()
 
-    def check_once(self, announce: bool = True) -> None:
-        """Try the newest bundle not tried before (each version of a path is tried once).
-        At start-up (`announce=False`) a load is not announced: a worker that restarts must
-        not pull the others back to what the directory held before an admin's choice."""
-        candidates = bundle_candidates(self._directory)
-        if not candidates:
-            return
-        newest = candidates[-1]
-        key = (str(newest), newest.stat().st_mtime)
-        if key in self._tried:
-            return
-        self._tried.add(key)
+    def check_once(self) -> None:
+        """Follow the record (another worker may have moved on), then offer each bundle
+        dropped since the last look (each file version once)."""
+        self._registry.follow()
+        for drop in self._library.drops():
+            try:
+                info = drop.stat()
+            except OSError:
+                continue
+            key = (drop.name, info.st_mtime, info.st_size)
+            if key not in self._tried:
+                self._tried.add(key)
+                self.offer(drop)
+
+    def offer(self, source: Path) -> None:
+        """Install `source`, and serve it if it is newer than what is served and was never
+        rolled back from. Refusals are logged; what is served stays."""
         try:
-            self._registry.load(newest)
-        except BundleRefused as exc:
-            logger.error("%s", exc)  # the current models stay; the refusal is logged
+            version = self._library.install(source).version
+        except (BundleError, OSError) as exc:
+            logger.error("bundle %s refused: %s", source.name, exc)
             return
-        if announce and self._on_loaded is not None:
-            self._on_loaded()
+        current = self._registry.current
+        if version in self._registry.rolled_back() or (
+                current is not None and version_key(version) <= version_key(current.version)):
+            return
+        try:
+            self._registry.serve_version(version)
+        except BundleRefused as exc:
+            logger.error("%s", exc)
 
 
-def start_models(settings: Settings, registry: ModelRegistry,
-                 on_new_bundle: Callable[[], None] | None = None) -> BundleWatcher | None:
-    """Load the configured bundle (a refusal is logged; the process serves without models and
-    is not ready), and watch the bundle directory for new ones."""
-    if settings.model_bundle is not None:
-        try:
-            registry.load(settings.model_bundle)
-        except BundleRefused as exc:
-            logger.error("%s: serving without personalized models", exc)
-    if settings.model_bundle_dir is None:
+def start_models(settings: Settings, registry: ModelRegistry) -> BundleWatcher | None:
+    """Serve the recorded version (a restart serves what was served), else the configured
+    `model_bundle`; then watch the bundle folder. A refusal is logged; the process serves
+    without models and is not ready."""
+    library = registry.library
+    if library is None:
+        if settings.model_bundle is not None:
+            logger.error("model_bundle is set but model_public_key is not: serving without "
+                         "personalized models")
         return None
-    watcher = BundleWatcher(registry, settings.model_bundle_dir, settings.model_watch_interval_s,
-                            on_loaded=on_new_bundle)
-    watcher.check_once(announce=False)
+    watcher = BundleWatcher(registry, library, settings.model_watch_interval_s)
+    registry.follow()
+    if settings.model_bundle is not None:
+        watcher.offer(Path(settings.model_bundle))
+    watcher.check_once()
     watcher.start()
     return watcher

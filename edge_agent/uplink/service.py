@@ -127,6 +127,13 @@ class UplinkService:
         self.outbox.confirm_lake(self.confirmations.watermark)
         self._conn.close()
 
+    @property
+    def link(self) -> LinkClient:
+        """The store's one connection to the cloud (model release jobs share it)."""
+        if self._link is None:
+            raise RuntimeError("the uplink is not started")
+        return self._link
+
     def status(self) -> LinkStatus:
         return self._status
 
@@ -192,6 +199,8 @@ class UplinkService:
         """The link's thread: a lake confirmation (acknowledged automatically), or master
         data for the downlink. Never raises."""
         topic = data.publish_packet.topic
+        if topic.startswith("$aws/"):
+            return  # IoT Jobs answers: the jobs client on this connection takes them
         if not topic.endswith("/" + LAKE_ACK_COMMAND):
             self.downlink.on_message(data)
             return

@@ -108,8 +108,12 @@ def _write_dir(out: Path, files: dict[str, bytes], manifest: bytes, signature: b
 def _write_tar(staged: Path, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_name(out.name + ".partial")
+    # The manifest and its signature first: a verifier checks them before reading the rest.
+    first = (MANIFEST_FILE, SIGNATURE_FILE)
+    ordered = sorted(staged.iterdir(), key=lambda p: (p.name not in first, first.index(p.name)
+                                                      if p.name in first else 0, p.name))
     with tarfile.open(tmp_out, "w:gz") as tar:
-        for p in sorted(staged.iterdir()):
+        for p in ordered:
             info = tar.gettarinfo(str(p), arcname=p.name)
             info.uid = info.gid = 0
             info.uname = info.gname = ""

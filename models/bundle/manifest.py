@@ -1,7 +1,9 @@
-"""``manifest.json``: what a bundle holds, how it was trained, and each file's SHA-256.
+"""``manifest.json``: what a bundle holds, how it was trained, and each file's SHA-256 and size.
 
 The signature covers the manifest's exact bytes, so the manifest is only parsed after the
-signature verifies, and it is written once, never re-serialised after signing.
+signature verifies, and it is written once, never re-serialised after signing. Each file's
+size is listed so a verifier can refuse an oversized file before reading it, and bound what
+it unpacks by what the signed manifest allows.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
@@ -19,7 +22,13 @@ MANIFEST_FILE = "manifest.json"
 SIGNATURE_FILE = "manifest.sig"
 FORMAT = "instore-model-bundle"
 # Bump on an incompatible change of this layout; verifiers refuse versions they don't know.
-FORMAT_VERSION = 1
+# 2: `files` maps a path to {"sha256", "bytes"} (1 listed digests only).
+FORMAT_VERSION = 2
+# Caps read before anything is trusted: today's manifests are a few KB, bundles a few MB.
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_SIGNATURE_BYTES = 4096
+MAX_BUNDLE_BYTES = 256 << 20
+MAX_BUNDLE_FILES = 100
 REQUIRED_FIELDS: dict[str, type] = {
     "format": str,
     "format_version": int,
@@ -32,6 +41,14 @@ REQUIRED_FIELDS: dict[str, type] = {
     "files": dict,
 }
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ListedFile:
+    """A file as the signed manifest lists it."""
+
+    sha256: str
+    bytes: int
 
 
 def sha256_hex(data: bytes) -> str:
@@ -75,7 +92,8 @@ def make_manifest(
         "feature_schemas": dict(sorted(feature_schemas.items())),
         "training_data": training_data,
         "metrics": metrics,
-        "files": {p: sha256_hex(files[p]) for p in sorted(files)},
+        "files": {p: {"sha256": sha256_hex(files[p]), "bytes": len(files[p])}
+                  for p in sorted(files)},
     }
     return (json.dumps(doc, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
 
@@ -95,12 +113,29 @@ def parse_manifest(data: bytes) -> dict[str, Any]:
         raise ManifestError(
             f"unsupported bundle format {doc['format']!r} v{doc['format_version']}"
         )
-    if not doc["files"]:
+    doc["files"] = listed_files(doc["files"])
+    return doc
+
+
+def listed_files(files: dict[str, Any]) -> dict[str, ListedFile]:
+    """The manifest's `files`, checked: safe relative paths, digests, sizes within the caps."""
+    if not files:
         raise ManifestError(f"{MANIFEST_FILE} lists no files")
-    for path, digest in doc["files"].items():
+    if len(files) > MAX_BUNDLE_FILES:
+        raise ManifestError(f"{MANIFEST_FILE} lists {len(files)} files (limit {MAX_BUNDLE_FILES})")
+    listed: dict[str, ListedFile] = {}
+    for path, entry in files.items():
         check_relative_path(path)
-        if not isinstance(digest, str) or not _SHA256_HEX.match(digest):
-            raise ManifestError(f"{MANIFEST_FILE}: {path!r} has no valid SHA-256 hex digest")
         if path in (MANIFEST_FILE, SIGNATURE_FILE):
             raise ManifestError(f"{MANIFEST_FILE} may not list {path!r}")
-    return doc
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        size = entry.get("bytes") if isinstance(entry, dict) else None
+        if not isinstance(digest, str) or not _SHA256_HEX.match(digest):
+            raise ManifestError(f"{MANIFEST_FILE}: {path!r} has no valid SHA-256 hex digest")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ManifestError(f"{MANIFEST_FILE}: {path!r} has no valid size in bytes")
+        listed[path] = ListedFile(digest, size)
+    total = sum(f.bytes for f in listed.values())
+    if total > MAX_BUNDLE_BYTES:
+        raise ManifestError(f"bundle lists {total} bytes of files (limit {MAX_BUNDLE_BYTES})")
+    return listed

@@ -1,20 +1,25 @@
-"""Verify a bundle (directory or ``.tar.gz``) before anything in it is loaded.
+"""Verify a bundle (directory or ``.tar.gz``) before anything in it is used or written.
 
-Order matters: the signature is checked over the manifest's raw bytes before the manifest
-is parsed; then every listed file is read once and hashed, and those very bytes are what
-the caller gets (no window between checking a file and loading it). Anything the manifest
-does not list, any link, and any path leaving the bundle directory is refused.
+Order matters, and no work is done for an unsigned bundle:
+1. the manifest and its signature are read under small caps (an archive must start with
+   them), and the signature is checked over the manifest's raw bytes before it is parsed;
+2. every file the signed manifest lists is then read once, refused as soon as its size
+   differs from the listed one (so at most what the manifest allows is ever read), and
+   hashed; those very bytes are what the caller gets (no window between check and load).
+Anything the manifest does not list, any link or device, and any path leaving the bundle is
+refused. Nothing is extracted to disk: a verified bundle lives in memory until the caller
+installs it. Refusal messages name files inside the bundle, never the machine's paths.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import stat
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import onnxruntime as ort
 
@@ -31,7 +36,10 @@ from models.bundle.errors import (
 from models.bundle.keys import FleetPublicKey, load_public_key
 from models.bundle.manifest import (
     MANIFEST_FILE,
+    MAX_MANIFEST_BYTES,
+    MAX_SIGNATURE_BYTES,
     SIGNATURE_FILE,
+    ListedFile,
     check_relative_path,
     parse_manifest,
     sha256_hex,
@@ -40,18 +48,16 @@ from models.runtime import inference_session
 
 logger = logging.getLogger(__name__)
 
-# Archives larger than this are refused before extraction (a gzip bomb would otherwise
-# fill the store's disk); today's bundles are a few MB.
-MAX_ARCHIVE_UNPACKED_BYTES = 1 << 30
-MAX_ARCHIVE_MEMBERS = 1000
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz")
 
 
 @dataclass(frozen=True)
 class VerifiedBundle:
-    """A bundle whose signature and digests checked out, with the verified file bytes."""
+    """A bundle whose signature and files checked out, with the verified bytes."""
 
-    root: Path
     manifest: dict[str, Any]
+    manifest_bytes: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
     files: dict[str, bytes] = field(repr=False)
 
     @property
@@ -72,55 +78,81 @@ class VerifiedBundle:
         """An ONNX Runtime session built from the verified bytes of ``name``."""
         return inference_session(self.read(name))
 
+    def write_to(self, directory: Path) -> None:
+        """Write the bundle as a directory (the manifest and signature byte for byte)."""
+        directory.mkdir(parents=True)
+        for name, data in {**self.files, MANIFEST_FILE: self.manifest_bytes,
+                           SIGNATURE_FILE: self.signature}.items():
+            target = directory / check_relative_path(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
 
-def verify_bundle(
-    path: Path, public_key: FleetPublicKey | Path, extract_to: Path | None = None
-) -> VerifiedBundle:
+
+def verify_bundle(path: Path, public_key: FleetPublicKey | Path) -> VerifiedBundle:
     """Verify ``path`` (a directory or ``.tar.gz``) against ``public_key``.
 
-    An archive is unpacked into ``extract_to`` (a fresh temporary directory when None;
-    the caller owns it) and verified there. Raises a :class:`BundleError` subclass
-    naming the problem.
+    Raises a :class:`BundleError` subclass naming the problem.
     """
     key = public_key if isinstance(public_key, FleetPublicKey) else load_public_key(public_key)
     path = Path(path)
-    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
-        root = Path(extract_to) if extract_to else Path(tempfile.mkdtemp(prefix="bundle-"))
-        extract_archive(path, root)
-    elif path.is_dir():
-        root = path
+    if path.name.endswith(ARCHIVE_SUFFIXES) and path.is_file() and not path.is_symlink():
+        bundle = _verify_archive(path, key)
+    elif path.is_dir() and not path.is_symlink():
+        bundle = _verify_directory(path, key)
     else:
-        raise BundleError(f"{path} is neither a bundle directory nor a .tar.gz archive")
-    return verify_directory(root, key)
+        raise BundleError("not a bundle directory or .tar.gz archive")
+    logger.info("verified bundle %s %s (%d files)", bundle.name, bundle.version,
+                len(bundle.files))
+    return bundle
 
 
-def verify_directory(root: Path, key: FleetPublicKey) -> VerifiedBundle:
-    manifest_bytes = _read_regular(root, MANIFEST_FILE, ManifestError)
-    signature = _read_regular(root, SIGNATURE_FILE, SignatureError)
+def _signed_manifest(manifest_bytes: bytes, signature: bytes,
+                     key: FleetPublicKey) -> dict[str, Any]:
     signing.verify(manifest_bytes, signature, key)
-    manifest = parse_manifest(manifest_bytes)
-    files: dict[str, bytes] = {}
-    for name, digest in manifest["files"].items():
-        data = _read_regular(root, name, MissingFileError)
-        if sha256_hex(data) != digest:
-            raise DigestMismatchError(f"{name}: SHA-256 differs from the manifest (file changed)")
-        files[name] = data
+    return parse_manifest(manifest_bytes)
+
+
+def _checked(name: str, data: bytes, listed: ListedFile) -> bytes:
+    if len(data) != listed.bytes or sha256_hex(data) != listed.sha256:
+        raise DigestMismatchError(f"{name}: content differs from the manifest (file changed)")
+    return data
+
+
+# ------------------------------------------------------------------------------ directory
+def _verify_directory(root: Path, key: FleetPublicKey) -> VerifiedBundle:
+    manifest_bytes = _read_regular(root, MANIFEST_FILE, ManifestError, MAX_MANIFEST_BYTES)
+    signature = _read_regular(root, SIGNATURE_FILE, SignatureError, MAX_SIGNATURE_BYTES)
+    manifest = _signed_manifest(manifest_bytes, signature, key)
+    listed: dict[str, ListedFile] = manifest["files"]
+    files = {name: _checked(name, _read_regular(root, name, MissingFileError, entry.bytes,
+                                                too_large=DigestMismatchError), entry)
+             for name, entry in listed.items()}
     _refuse_unlisted(root, set(files) | {MANIFEST_FILE, SIGNATURE_FILE})
-    logger.info("verified bundle %s %s (%d files)", manifest["name"], manifest["version"],
-                len(files))
-    return VerifiedBundle(root=root, manifest=manifest, files=files)
+    return VerifiedBundle(manifest, manifest_bytes, signature, files)
 
 
-def _read_regular(root: Path, name: str, missing: type[BundleError]) -> bytes:
+def _read_regular(root: Path, name: str, missing: type[BundleError], limit: int,
+                  too_large: type[BundleError] = BundleError) -> bytes:
+    """The bytes of ``name`` under ``root``: a regular file, no link on the way, refused
+    unread when larger than ``limit``."""
     path = root
-    # No link anywhere on the way: a symlink could point outside the bundle.
     for part in check_relative_path(name).parts:
         path = path / part
-        if path.is_symlink():
+        if path.is_symlink():  # a link could point outside the bundle
             raise UnsafePathError(f"{name}: {path.relative_to(root)} is a symbolic link")
-    if not path.is_file():
-        raise missing(f"{name} is missing from the bundle")
-    return path.read_bytes()
+    try:
+        info = path.stat()
+    except OSError:
+        raise missing(f"{name} is missing from the bundle") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise missing(f"{name} is not a regular file")
+    if info.st_size > limit:
+        raise too_large(f"{name} holds {info.st_size} bytes (allowed {limit})")
+    with path.open("rb") as fh:
+        return fh.read(limit + 1)
 
 
 def _refuse_unlisted(root: Path, listed: set[str]) -> None:
@@ -134,30 +166,60 @@ def _refuse_unlisted(root: Path, listed: set[str]) -> None:
                 raise UnlistedFileError(f"{rel} is in the bundle but not in the manifest")
 
 
-def extract_archive(archive: Path, dest: Path) -> None:
-    """Unpack a bundle archive after checking every member; refuses links and escapes."""
-    dest.mkdir(parents=True, exist_ok=True)
-    if any(dest.iterdir()):
-        raise BundleError(f"extraction directory {dest} is not empty")
+# -------------------------------------------------------------------------------- archive
+def _verify_archive(archive: Path, key: FleetPublicKey) -> VerifiedBundle:
+    """Stream the archive once: manifest, signature, then each listed file in turn."""
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
-            _check_members(members)
-            tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise BundleError(f"cannot read bundle archive {archive}: {exc}") from exc
+        with tarfile.open(archive, "r|gz") as tar:
+            return _verify_stream(tar, key)
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise BundleError(f"the archive cannot be read ({type(exc).__name__})") from None
 
 
-def _check_members(members: list[tarfile.TarInfo]) -> None:
-    if len(members) > MAX_ARCHIVE_MEMBERS:
-        raise BundleError(f"archive has {len(members)} members (limit {MAX_ARCHIVE_MEMBERS})")
-    total = 0
-    for m in members:
-        name = m.name.removeprefix("./")
-        if not (m.isfile() or m.isdir()):
-            raise UnsafePathError(f"archive member {m.name!r} is a link or device")
-        if name and name != ".":
-            check_relative_path(name.rstrip("/"))
-        total += m.size
-    if total > MAX_ARCHIVE_UNPACKED_BYTES:
-        raise BundleError(f"archive unpacks to {total} bytes (limit {MAX_ARCHIVE_UNPACKED_BYTES})")
+def _verify_stream(tar: tarfile.TarFile, key: FleetPublicKey) -> VerifiedBundle:
+    members = iter(tar)
+    manifest_bytes = _next_member(tar, members, MANIFEST_FILE, MAX_MANIFEST_BYTES)
+    signature = _next_member(tar, members, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)
+    manifest = _signed_manifest(manifest_bytes, signature, key)
+    listed: dict[str, ListedFile] = manifest["files"]
+    files: dict[str, bytes] = {}
+    for member in members:
+        name = _member_name(member)
+        if member.isdir():
+            continue
+        if name not in listed:
+            raise UnlistedFileError(f"{name} is in the bundle but not in the manifest")
+        if name in files:
+            raise BundleError(f"{name} appears twice in the archive")
+        if member.size != listed[name].bytes:  # refused before a byte of it is read
+            raise DigestMismatchError(f"{name}: size differs from the manifest (file changed)")
+        files[name] = _checked(name, _read_member(tar, member, listed[name].bytes), listed[name])
+    missing = sorted(set(listed) - set(files))
+    if missing:
+        raise MissingFileError(f"{missing[0]} is missing from the bundle")
+    return VerifiedBundle(manifest, manifest_bytes, signature, files)
+
+
+def _member_name(member: tarfile.TarInfo) -> str:
+    name = member.name.removeprefix("./").rstrip("/")
+    if not (member.isfile() or member.isdir()):
+        raise UnsafePathError(f"archive member {name!r} is a link or device")
+    check_relative_path(name)
+    return name
+
+
+def _next_member(tar: tarfile.TarFile, members: Any, expected: str, limit: int) -> bytes:
+    member = next(members, None)
+    if member is None or _member_name(member) != expected:
+        raise ManifestError(f"the archive does not start with {MANIFEST_FILE} and "
+                            f"{SIGNATURE_FILE} (build it with `python -m models bundle`)")
+    if member.size > limit:
+        raise BundleError(f"{expected} holds {member.size} bytes (allowed {limit})")
+    return _read_member(tar, member, limit)
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
+    reader: IO[bytes] | None = tar.extractfile(member)
+    if reader is None:
+        raise UnsafePathError(f"archive member {member.name!r} is not a regular file")
+    return reader.read(limit + 1)

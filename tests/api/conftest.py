@@ -3,6 +3,7 @@ filled through the real ingestion path."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,28 @@ class Store:
     def post(self, path: str, body: object, role: str | None = "kiosk"):
         headers = {"X-API-Key": KEYS[role]} if role else {}
         return self.client.post(path, headers=headers, json=body)
+
+    @property
+    def bundle_folder(self) -> Path:
+        return self.db_path.parent / "bundles"
+
+    def drop(self, bundle: Path, name: str | None = None) -> str:
+        """Copy `bundle` into the store's bundle folder (where the admin API loads from,
+        and the watcher looks); returns its name there."""
+        return drop_bundle(bundle, self.bundle_folder, name)
+
+
+def drop_bundle(bundle: Path, folder: Path, name: str | None = None) -> str:
+    """Copy a bundle into `folder` whole: staged beside it, then renamed (as an operator's
+    copy should be, so a watcher never sees half of one)."""
+    name = name or bundle.name
+    staged = folder / f".{name}.copying"
+    if bundle.is_dir():
+        shutil.copytree(bundle, staged)
+    else:
+        shutil.copyfile(bundle, staged)
+    staged.rename(folder / name)
+    return name
 
 
 @pytest.fixture

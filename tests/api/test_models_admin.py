@@ -25,7 +25,8 @@ def test_models_status_names_the_active_bundle(store: Store) -> None:
 
 
 def test_load_then_roll_back(store: Store) -> None:
-    loaded = store.post("/v1/admin/models/load", {"path": str(store.bundles.v2)}, role="admin")
+    loaded = store.post("/v1/admin/models/load", {"path": store.drop(store.bundles.v2)},
+                        role="admin")
     assert loaded.status_code == 200
     assert (loaded.json()["active"]["version"], loaded.json()["previous"]["version"]) == (
         "test-2", "test-1")
@@ -44,12 +45,41 @@ def test_a_bad_bundle_is_refused_and_the_running_model_stays(store: Store, tmp_p
         other_private, _ = generate_keypair(tmp_path / "other-keys")
         path = store.bundles.build(tmp_path / "other", "evil-1", key=other_private)
     else:
-        path = tmp_path / "no-such-bundle"
-    response = store.post("/v1/admin/models/load", {"path": str(path)}, role="admin")
+        path = None
+    name = store.drop(path) if path is not None else "no-such-bundle"
+    response = store.post("/v1/admin/models/load", {"path": name}, role="admin")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "bundle_refused"
+    assert str(store.bundle_folder) not in response.text
     assert _active(store) == "test-1"
     assert store.get("/readyz", role=None).json()["checks"]["models"] is True
+
+
+def test_bundles_load_only_from_the_bundle_folder_and_say_nothing_of_others(
+        store: Store, tmp_path: Path) -> None:
+    """A path outside the folder is refused with the same words whether it exists or not."""
+    reasons = set()
+    for path in (str(store.bundles.v2), str(tmp_path / "nothing-here"), "/etc/passwd",
+                 "../" + store.bundles.v2.name, f"{store.bundle_folder}/../x"):
+        response = store.post("/v1/admin/models/load", {"path": path}, role="admin")
+        assert response.status_code == 422, path
+        reasons.add(response.json()["error"]["message"])
+    assert reasons == {"bundles are loaded only from the store's bundle folder"}
+    assert _active(store) == "test-1"
+
+
+def test_an_older_version_is_refused_unless_rolled_back_explicitly(store: Store,
+                                                                  tmp_path: Path) -> None:
+    # Named after the served "test-1", so both compare above it: test-2020.01.01 < test-2026.12.01.
+    older = store.drop(store.bundles.build(tmp_path / "old", "test-2020.01.01"))
+    newer = store.drop(store.bundles.build(tmp_path / "new", "test-2026.12.01"))
+    assert store.post("/v1/admin/models/load", {"path": newer}, role="admin").status_code == 200
+    refused = store.post("/v1/admin/models/load", {"path": older}, role="admin")
+    assert refused.status_code == 422
+    assert "not newer than the served test-2026.12.01" in refused.json()["error"]["message"]
+    assert _active(store) == "test-2026.12.01"
+    back = store.post("/v1/admin/models/load", {"path": older, "rollback": True}, role="admin")
+    assert back.status_code == 200 and _active(store) == "test-2020.01.01"
 
 
 def test_hot_swap_under_concurrent_requests_fails_none(store: Store) -> None:
@@ -74,10 +104,13 @@ def test_hot_swap_under_concurrent_requests_fails_none(store: Store) -> None:
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for thread in threads:
         thread.start()
+    names = {True: store.drop(store.bundles.v2), False: store.drop(store.bundles.v1)}
     try:
         for n in range(6):
-            path = store.bundles.v2 if n % 2 == 0 else store.bundles.v1
-            response = store.post("/v1/admin/models/load", {"path": str(path)}, role="admin")
+            forward = n % 2 == 0
+            response = store.post("/v1/admin/models/load",
+                                  {"path": names[forward], "rollback": not forward},
+                                  role="admin")
             assert response.status_code == 200
     finally:
         stop.set()

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from edge_agent.broker import MosquittoBroker, free_port, wait_for_port
-from tests.api.conftest import KEYS, seed_catalog
+from tests.api.conftest import KEYS, drop_bundle, seed_catalog
 from tests.ingestion.conftest import (
     STORE,
     Publisher,
@@ -123,7 +123,8 @@ def test_feedback_through_a_worker_is_committed_before_201(agent: RunningAgent) 
 def test_a_bundle_loaded_through_one_worker_reaches_every_worker(agent: RunningAgent,
                                                                  bundles: Bundles) -> None:
     assert set(agent.served_versions().values()) == {"test-1"}
-    response = agent.post("/v1/admin/models/load", {"path": str(bundles.v2)}, role="admin")
+    name = drop_bundle(bundles.v2, agent.db_path.parent / "incoming")
+    response = agent.post("/v1/admin/models/load", {"path": name}, role="admin")
     assert response.status_code == 200
     wait_until(lambda: set(agent.served_versions().values()) == {"test-2"}, timeout=15,
                what="every worker serving test-2")
@@ -134,11 +135,12 @@ def test_a_bundle_loaded_through_one_worker_reaches_every_worker(agent: RunningA
 
 def test_a_bundle_dropped_after_an_admin_load_wins_on_every_worker(
         agent: RunningAgent, bundles: Bundles, tmp_path: Path) -> None:
-    assert agent.post("/v1/admin/models/load", {"path": str(bundles.v2)},
-                      role="admin").status_code == 200
+    incoming = agent.db_path.parent / "incoming"
+    assert agent.post("/v1/admin/models/load", {"path": str(incoming / drop_bundle(
+        bundles.v2, incoming))}, role="admin").status_code == 200
     wait_until(lambda: set(agent.served_versions().values()) == {"test-2"}, timeout=15,
                what="every worker serving test-2")
-    bundles.build(tmp_path / "incoming" / "v3", "test-3")
+    drop_bundle(bundles.build(tmp_path / "v3", "test-3"), incoming)
     wait_until(lambda: set(agent.served_versions().values()) == {"test-3"}, timeout=15,
                what="every worker serving the dropped test-3")
     time.sleep(3)  # the workers follow each other every second: nobody goes back to test-2

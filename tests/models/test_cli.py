@@ -101,7 +101,7 @@ def test_edge_path_from_signed_bundle_to_predictions(workdir: Path, tmp_path: Pa
 
     assert _bundle(workdir, tmp_path / "b.tar.gz") == EXIT_OK
     key = load_public_key(workdir / "keys" / "bundle_signing_key.pub.pem")
-    bundle = verify_bundle(tmp_path / "b.tar.gz", key, extract_to=tmp_path / "x")
+    bundle = verify_bundle(tmp_path / "b.tar.gz", key)
     timing = TimingPredictor.from_bundle(bundle)
     segments = SegmentAssigner.from_bundle(bundle)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -12,6 +11,7 @@ from edge_agent.api.auth import Caller, allow
 from edge_agent.api.errors import ServingError
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
+from edge_agent.modeling.library import OutsideBundleFolder
 from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.modeling.registry import BundleRefused
 
@@ -45,7 +45,11 @@ class ModelsStatus(BaseModel):
 
 
 class LoadRequest(BaseModel):
-    path: str = Field(min_length=1, description="bundle directory or .tar.gz on this machine")
+    path: str = Field(min_length=1, max_length=4096,
+                      description="bundle directory or .tar.gz inside the store's bundle folder"
+                                  " (absolute, or relative to it)")
+    rollback: bool = Field(default=False, description="allow a version older than the served"
+                                                      " one (an explicit rollback)")
 
 
 def _describe(loaded: LoadedModels | None) -> ModelVersion | None:
@@ -70,11 +74,17 @@ async def get_models(state: State, _caller: Admin) -> ModelsStatus:
              summary="Verify and hot-swap in a signed bundle; a refused one changes nothing",
              responses={422: {"description": "bundle refused (reason given)"}})
 def load_models(body: LoadRequest, state: State, _caller: Admin) -> ModelsStatus:
+    library = state.models.library
     try:
-        state.models.load(Path(body.path))
+        if library is None:
+            raise BundleRefused(body.path, "no fleet public key configured (model_public_key)")
+        try:
+            path = library.inside(body.path)
+        except OutsideBundleFolder as exc:
+            raise BundleRefused(body.path, str(exc)) from exc
+        state.models.load(path, rollback=body.rollback)
     except BundleRefused as exc:
         raise BundleRefusedError(exc.reason, path=body.path) from exc
-    state.models_changed()
     return _status(state)
 
 
@@ -86,5 +96,6 @@ def rollback_models(state: State, _caller: Admin) -> ModelsStatus:
         state.models.rollback()
     except LookupError as exc:
         raise NothingToRollBack(str(exc)) from exc
-    state.models_changed()
+    except BundleRefused as exc:
+        raise BundleRefusedError(exc.reason) from exc
     return _status(state)

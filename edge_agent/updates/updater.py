@@ -1,0 +1,203 @@
+"""The store's side of a model release: AWS IoT Jobs in, a verified model swapped in, the
+store's own health watched on probation, the outcome reported.
+
+One execution at a time, in one thread. For an install: download (bounded by the job's size
+and digest), verify and smoke-test through the registry (which refuses a version not newer
+than the served one), swap, then a probation window watching this store's error rate and
+p99 latency; a breach rolls back locally at once and reports FAILED with the numbers, a
+quiet window reports SUCCEEDED with them. Each stage is reported in `statusDetails` as it is
+reached, so an agent killed mid-way finds, on restart, the same IN_PROGRESS execution and
+where it was: what it serves then is whatever the bundle folder's record says (always a
+verified bundle), and the execution is taken up again from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from cloud_sync.link.jobs import JobExecution, JobsClient, JobsError
+from cloud_sync.link.mqtt import LinkClient
+from cloud_sync.release.document import (
+    ROLLBACK,
+    DocumentError,
+    JobDocument,
+    StatusDetails,
+)
+from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+from edge_agent.updates.download import DownloadError, discard, download
+from edge_agent.updates.health import HealthWindow, MetricSource, snapshot
+from models.bundle import BundleError
+
+logger = logging.getLogger(__name__)
+
+DOWNLOADS_DIR = ".downloads"  # inside the bundle folder; a dot name, so never a "drop"
+PROBATION_CHECK_S = 1.0
+UNKNOWN_VERSION = "unknown"
+
+
+class ModelUpdater:
+    def __init__(self, registry: ModelRegistry, link: LinkClient, serving_metrics: MetricSource,
+                 poll_s: float, on_event: Callable[[str], None] | None = None) -> None:
+        if registry.library is None:
+            raise ValueError("model updates need a fleet public key (model_public_key)")
+        self._registry = registry
+        self._library = registry.library
+        self._link = link
+        self._metrics = serving_metrics
+        self._poll_s = poll_s
+        self._on_event = on_event
+        self._jobs: JobsClient | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="model-updater", daemon=True)
+        self.last_outcome: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=15)
+        if self._jobs is not None:
+            self._jobs.close()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self._jobs is None and self._link.connected:
+                    self._subscribe()
+                if self._jobs is not None:
+                    while not self._stop.is_set() and self.check_once():
+                        pass
+            except JobsError as exc:  # the link dropped or IoT Jobs did not answer: later
+                logger.warning("model updates: %s", exc)
+            except Exception:  # never let the updater thread die
+                logger.exception("model updates: unexpected failure")
+            self._wake.wait(self._poll_s)
+            self._wake.clear()
+
+    def _subscribe(self) -> None:
+        jobs = JobsClient(self._link)
+        jobs.on_next_execution(lambda execution: self._wake.set())
+        self._jobs = jobs
+        logger.info("model updates: listening for release jobs")
+
+    def check_once(self) -> bool:
+        """Take up the next pending execution, if any; True if there was one."""
+        assert self._jobs is not None
+        execution = self._jobs.start_next()
+        if execution is None:
+            return False
+        self._handle(execution)
+        return True
+
+    # -- one execution ----------------------------------------------------------------------
+    def _handle(self, execution: JobExecution) -> None:
+        try:
+            doc = JobDocument.from_dict(execution.document)
+        except DocumentError as exc:
+            self._finish(execution, "REJECTED", StatusDetails("refused", UNKNOWN_VERSION,
+                                                              reason=str(exc)))
+            return
+        # With HTTP workers this process serves nothing until it follows the record; the
+        # version order must be judged against what the store really serves.
+        self._registry.follow()
+        if doc.operation == ROLLBACK:
+            self._roll_back_to(execution, doc)
+            return
+        current = self._registry.current
+        if current is None or current.version != doc.version:
+            try:
+                self._install(execution, doc)
+            except (BundleRefused, DownloadError) as exc:
+                reason = exc.reason if isinstance(exc, BundleRefused) else str(exc)
+                self._finish(execution, "FAILED", StatusDetails("refused", doc.version,
+                                                                reason=reason))
+                return
+        self._report(execution, StatusDetails("probation", doc.version))
+        window, breach = self._probation(doc)
+        if window is None:
+            return  # stopping: the execution stays IN_PROGRESS and is taken up on restart
+        health = {"requests": window.requests, "error_rate": round(window.error_rate, 6),
+                  "p99_ms": min(window.p99_ms, 1e9)}
+        if breach is None:
+            self._finish(execution, "SUCCEEDED", StatusDetails("serving", doc.version, **health))
+            return
+        try:
+            back = self._registry.rollback().version
+        except (LookupError, BundleRefused) as exc:
+            breach += f"; could not roll back: {exc}"
+            back = doc.version
+        logger.error("model %s rolled back to %s on probation: %s", doc.version, back, breach)
+        self._finish(execution, "FAILED", StatusDetails("rolled-back", doc.version,
+                                                        reason=breach, **health))
+
+    def _install(self, execution: JobExecution, doc: JobDocument) -> None:
+        self._fetch(execution, doc)
+        self._report(execution, StatusDetails("verifying", doc.version))
+        self._registry.serve_version(doc.version)  # smoke test; refused unless newer
+
+    def _fetch(self, execution: JobExecution, doc: JobDocument) -> None:
+        """Make sure the job's bundle is installed (downloaded and verified) here."""
+        if doc.version in self._library.versions():
+            return
+        self._report(execution, StatusDetails("downloading", doc.version))
+        archive = self._library.directory / DOWNLOADS_DIR / f"{execution.job_id}.tar.gz"
+        try:
+            download(doc.url, archive, doc.bytes, doc.sha256)
+            self._report(execution, StatusDetails("verifying", doc.version))
+            bundle = self._library.install(archive)
+        except BundleError as exc:
+            raise BundleRefused(doc.version, f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            discard(archive)
+        if bundle.version != doc.version:  # signed as another version than the job names
+            raise BundleRefused(bundle.version, f"the bundle is version {bundle.version},"
+                                f" the job names {doc.version}")
+
+    def _probation(self, doc: JobDocument) -> tuple[HealthWindow | None, str | None]:
+        """Watch this store's serving health for the job's probation; the first breach ends
+        it. (None, None) when the agent stops meanwhile."""
+        start = snapshot(self._metrics)
+        waited = 0.0
+        while True:
+            window = snapshot(self._metrics).since(start)
+            breach = window.breach(doc.max_error_rate, doc.max_p99_ms)
+            if breach is not None or waited >= doc.probation_s:
+                return window, breach
+            step = min(PROBATION_CHECK_S, doc.probation_s - waited)
+            if self._stop.wait(step):
+                return None, None
+            waited += step
+
+    def _roll_back_to(self, execution: JobExecution, doc: JobDocument) -> None:
+        current = self._registry.current
+        if current is None or current.version != doc.version:
+            try:
+                self._fetch(execution, doc)
+                self._registry.serve_version(doc.version, rollback=True)
+            except (BundleRefused, DownloadError) as exc:
+                reason = exc.reason if isinstance(exc, BundleRefused) else str(exc)
+                self._finish(execution, "FAILED", StatusDetails("refused", doc.version,
+                                                                reason=reason))
+                return
+        self._finish(execution, "SUCCEEDED", StatusDetails("serving", doc.version,
+                                                           reason="rolled back"))
+
+    # -- reporting --------------------------------------------------------------------------
+    def _report(self, execution: JobExecution, details: StatusDetails) -> None:
+        assert self._jobs is not None
+        self._jobs.update(execution.job_id, "IN_PROGRESS", details.to_map())
+
+    def _finish(self, execution: JobExecution, status: str, details: StatusDetails) -> None:
+        assert self._jobs is not None
+        self._jobs.update(execution.job_id, status, details.to_map())
+        self.last_outcome = f"{execution.job_id}: {status} ({details.stage} {details.version})"
+        logger.info("model release job %s", self.last_outcome)
+        if self._on_event is not None:
+            self._on_event(self.last_outcome)
+
