@@ -75,15 +75,17 @@ def retrain_scope(scope: str, location: LakeLocation, holdout: HoldoutConfig,
         return ScopeResult(scope, status, why, os.getpid(), time.perf_counter() - start,
                            data, **kw)
 
+    phases: dict[str, float] = {}  # seconds spent reading, training, scoring
     try:
         ds = _read(scope, location, holdout, stores, categories)
+        phases["read"] = time.perf_counter() - start
         cutoff = holdout.cutoff.timestamp()
         shoppers = held_out_shoppers(ds, cutoff, holdout.holdout_days,
                                      holdout.max_eval_shoppers, holdout.seed)
         data = {"baskets": int(ds.baskets_per_user().sum()), "lines": ds.n_rows,
                 "shoppers": ds.n_users, "cutoff": holdout.cutoff.isoformat(),
                 "history_shoppers": history_shoppers(ds, cutoff, MIN_BASKETS),
-                "heldout_shoppers": len(shoppers), "evaluated_shoppers": len(shoppers)}
+                "heldout_shoppers": len(shoppers), "phases_s": phases}
         if scope != CHAIN_SCOPE and (
                 data["history_shoppers"] < holdout.min_store_shoppers
                 or len(shoppers) < holdout.min_heldout_shoppers):
@@ -91,12 +93,16 @@ def retrain_scope(scope: str, location: LakeLocation, holdout: HoldoutConfig,
                           f" baskets (need {holdout.min_store_shoppers}) and {len(shoppers)}"
                           f" held-out (need {holdout.min_heldout_shoppers}): the chain model"
                           " serves it", data)
+        mark = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             summary = train_models(split_history(ds, cutoff), Path(tmp))
             files = _files(Path(tmp))
+        phases["train"] = time.perf_counter() - mark
+        mark = time.perf_counter()
         candidate = score(files, shoppers, cutoff, holdout.holdout_days)
         theirs = (score(champion.files, shoppers, cutoff, holdout.holdout_days)
                   if champion else None)
+        phases["score"] = time.perf_counter() - mark
         verdict = judge(candidate, theirs, champion_version=champion and champion.version,
                         heldout_shoppers=len(shoppers),
                         min_heldout_shoppers=holdout.min_heldout_shoppers, seed=holdout.seed)
