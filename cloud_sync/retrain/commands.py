@@ -22,7 +22,14 @@ from cloud_sync.retrain.config import (
     DEFAULT_MIN_STORE_SHOPPERS,
     LakeLocation,
 )
-from cloud_sync.retrain.run import EXIT_PASSED, RetrainRequest, retrain, write_report
+from cloud_sync.retrain.run import (
+    EXIT_PASSED,
+    RetrainOutcome,
+    RetrainRequest,
+    retrain,
+    write_report,
+)
+from models.bundle import BundleError
 
 
 def _positive(value: str) -> int:
@@ -82,14 +89,10 @@ def _retrain(args: argparse.Namespace) -> int:
         location = LakeLocation(bucket=LAKE_BUCKET, local_dir=args.local.resolve())
     else:
         location = LakeLocation(bucket=args.bucket, region=args.region)
-    outcome = retrain(RetrainRequest(
-        location=location, key=args.key, out=args.out, holdout_weeks=args.holdout_weeks,
-        champion=args.champion, public_key=args.public_key,
-        stores=tuple(args.stores) if args.stores else None, workers=args.workers,
-        scheduler=args.scheduler, catalog=args.catalog, upload_bucket=args.upload,
-        overrides={"min_store_shoppers": args.min_store_shoppers,
-                   "min_heldout_shoppers": args.min_heldout_shoppers,
-                   "max_eval_shoppers": args.max_eval_shoppers}))
+    try:
+        outcome = _run(args, location)
+    except BundleError as exc:  # a bad key or champion: one line, exit code 2
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
     if args.json:
         write_report(outcome.report, args.json)
     for scope, result in outcome.results.items():
@@ -101,3 +104,14 @@ def _retrain(args: argparse.Namespace) -> int:
     if outcome.exit_code != EXIT_PASSED:
         print(f"cloud-sync: {' '.join(outcome.reason.split())}", file=sys.stderr)
     return outcome.exit_code
+
+
+def _run(args: argparse.Namespace, location: LakeLocation) -> RetrainOutcome:
+    return retrain(RetrainRequest(
+        location=location, key=args.key, out=args.out, holdout_weeks=args.holdout_weeks,
+        champion=args.champion, public_key=args.public_key,
+        stores=tuple(args.stores) if args.stores else None, workers=args.workers,
+        scheduler=args.scheduler, catalog=args.catalog, upload_bucket=args.upload,
+        overrides={"min_store_shoppers": args.min_store_shoppers,
+                   "min_heldout_shoppers": args.min_heldout_shoppers,
+                   "max_eval_shoppers": args.max_eval_shoppers}))

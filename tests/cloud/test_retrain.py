@@ -214,3 +214,23 @@ def test_bundle_archive_lists_only_bundle_files(first_release: tuple[int, Path, 
         names = set(tar.getnames())
     assert "train_summary.json" not in names and "manifest.json" in names
 
+
+
+def test_errors_before_any_training_are_one_line_exit_2(
+        chain: Chain, first_release: tuple[int, Path, dict], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _code, out, first = first_release
+    base = ["retrain", "--local", str(chain.cloud_dir), "--out", str(tmp_path / "out")]
+    other_private, _other_public = generate_keypair(tmp_path / "other")
+    cases = {
+        "no lake partitions": [*base, "--key", str(chain.key), "--stores", "no-such-store"],
+        "not a readable PEM private key": [*base, "--key", str(chain.public_key)],
+        # The champion was signed by the chain's key, not this one's public half.
+        "SignatureError": [*base, "--key", str(other_private),
+                           "--champion", str(out / first["version"] / "bundle.tar.gz")],
+    }
+    for expected, argv in cases.items():
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0], err
+    assert not (tmp_path / "out").exists()
