@@ -117,13 +117,26 @@ def retrain(request: RetrainRequest) -> RetrainOutcome:
             bundles[scope] = _build(results[scope], request, signing_key, version)
         if request.upload_bucket:
             uploaded = _upload(bundles, request, version)
-        exit_code, reason = EXIT_PASSED, f"released candidate {version}: {chain.why}"
+        exit_code, reason = EXIT_PASSED, f"candidate {version} passed: {chain.why}"
     else:
         exit_code, reason = EXIT_REFUSED, f"candidate refused: {chain.why}"
-    report = {
+    report = _report(request, holdout, champion, stores, results, workers)
+    report.update({
         "version": version if exit_code == EXIT_PASSED else None,
         "verdict": chain.gate["verdict"] if chain.gate else None, "reason": reason,
-        "exit_code": exit_code, "champion": champion.version if champion else None,
+        "exit_code": exit_code,
+        "bundles": {scope: str(path) for scope, path in bundles.items()},
+        "uploaded": uploaded, "seconds": round(time.perf_counter() - start, 2),
+    })
+    return RetrainOutcome(exit_code, reason, version, report, bundles, results)
+
+
+def _report(request: RetrainRequest, holdout: HoldoutConfig, champion: Champion | None,
+            stores: tuple[str, ...], results: dict[str, ScopeResult], workers: int
+            ) -> dict[str, Any]:
+    """What was asked and what each scope did (the run's outcome is added by the caller)."""
+    return {
+        "champion": champion.version if champion else None,
         "cutoff": holdout.cutoff.isoformat(), "end": holdout.end.isoformat(),
         "holdout_weeks": holdout.weeks, "stores": list(stores),
         "thresholds": {"min_store_shoppers": holdout.min_store_shoppers,
@@ -133,10 +146,7 @@ def retrain(request: RetrainRequest) -> RetrainOutcome:
         "scopes": {scope: {"status": r.status, "why": r.why, "seconds": round(r.seconds, 2),
                            "worker_pid": r.worker_pid, "data": r.data, "gate": r.gate}
                    for scope, r in results.items()},
-        "bundles": {scope: str(path) for scope, path in bundles.items()},
-        "uploaded": uploaded, "seconds": round(time.perf_counter() - start, 2),
     }
-    return RetrainOutcome(exit_code, reason, version, report, bundles, results)
 
 
 def next_version(champion_version: str | None, now: datetime | None = None) -> str:
