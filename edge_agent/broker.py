@@ -30,6 +30,7 @@ from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
 from cloud_sync.local.process import end_process
+from edge_agent.broker_auth import render_auth_lines
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,19 @@ class MosquittoConfig:
     # 1,000 queued per client), and a slow subscriber must see them all, not lose them.
     max_inflight_messages: int = 0
     max_queued_messages: int = 0
+    # The documented store setup (edge_agent/broker_auth.py): with both set, only the
+    # accounts in the password file connect, each to its ACL's topics; else anonymous.
+    password_file: Path | None = None
+    acl_file: Path | None = None
 
     def render(self, port: int, data_dir: Path) -> str:
+        if self.password_file is not None and self.acl_file is not None:
+            access = render_auth_lines(self.password_file, self.acl_file)
+        else:
+            access = ["allow_anonymous true"]
         lines = [
             f"listener {port} {LOCALHOST}",
-            "allow_anonymous true",
+            *access,
             f"max_inflight_messages {self.max_inflight_messages}",
             f"max_queued_messages {self.max_queued_messages}",
             "set_tcp_nodelay true",

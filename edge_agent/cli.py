@@ -73,6 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where to write the bundle (a directory, or a .tar.gz)")
     train.add_argument("--bundle-version", help="default: the time, YYYY.MM.DD.HHMMSS")
 
+    broker = commands.add_parser(
+        "broker-config", help="write the store broker's accounts and ACL (Mosquitto)",
+        description="Write mosquitto.conf, passwd (PBKDF2-SHA512, as mosquitto_passwd"
+                    " writes it), acl and credentials.json into --out: one account per device"
+                    " class (pos, shelf, zone, presence, interaction), each allowed to publish"
+                    " only under its own topic, and the agent's, allowed only to subscribe."
+                    " Running it again issues new passwords. docs/operations.md, section 1.")
+    broker.add_argument("--store", dest="store_id", required=True, help="the store's id")
+    broker.add_argument("--out", type=Path, required=True, help="the directory to write")
+    broker.add_argument("--port", type=int, default=1883, help="the listener's port (1883)")
+    broker.add_argument("--bind", help="the listener's address (default: all)")
+
     demo = commands.add_parser("demo", help="the whole system on this machine: stores with "
                                             "their agents and simulators, the local cloud")
     _add_common(demo)
@@ -205,6 +217,22 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_config(args: argparse.Namespace) -> int:
+    from edge_agent.broker_auth import CREDENTIALS_FILE, write_store_broker_config
+    from edge_agent.settings import STORE_ID_PATTERN
+
+    if not STORE_ID_PATTERN.match(args.store_id):
+        raise SettingsError("store: must be 1-64 letters, digits, '-' or '_'")
+    config = write_store_broker_config(args.store_id, args.out, port=args.port, bind=args.bind)
+    print(f"store broker accounts for {args.store_id} written to {config.directory}:")
+    for account in config.accounts:
+        verb = "publishes to" if account.access == "write" else "subscribes to"
+        print(f"  {account.device_class:<12} {account.username:<32} {verb} {account.topic}")
+    print(f"passwords: {config.directory / CREDENTIALS_FILE} (owner only); give the agent its"
+          " own as mqtt_username / mqtt_password")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", None) or "INFO",
@@ -220,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _import(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "broker-config":
+            return _broker_config(args)
         if args.command == "demo":
             from edge_agent.demo import runner as demo_runner
 

@@ -51,6 +51,11 @@ WRITER_RESTART_DELAY_S = 0.5
 # A writer that dies this many times in a row without committing (a corrupt database, a
 # broken install) is not helped by another restart.
 WRITER_DEATHS_ALLOWED = 10
+# CONNACK reason codes that mean our credentials: 3.1.1's 4 and 5, MQTT 5's 0x86 (bad user
+# name or password) and 0x87 (not authorized). paho maps 3.1.1 codes onto the 5 ones.
+REFUSED_CREDENTIALS = frozenset({4, 5, 0x86, 0x87})
+CREDENTIALS_HINT = (" (check mqtt_username and mqtt_password, EDGE_MQTT_USERNAME and"
+                    " EDGE_MQTT_PASSWORD, against the store broker's password file)")
 
 
 class _Outcome(threading.Event):
@@ -114,6 +119,7 @@ class IngestionService:
         self._failure: BaseException | None = None
         self._storage_error: str | None = None  # the database refuses writes: why
         self._writer_deaths = 0  # in a row, without a batch committed in between
+        self._refusal: str | None = None  # the broker refused our CONNECT: its reason
         self._client = self._make_client()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -154,6 +160,11 @@ class IngestionService:
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
+
+    @property
+    def refusal(self) -> str | None:
+        """Why the broker refused our last connection attempt (None once it accepted one)."""
+        return self._refusal
 
     @property
     def writer_pid(self) -> int | None:
@@ -228,8 +239,14 @@ class IngestionService:
                     reason_code: Any, _properties: Any) -> None:
         try:
             if reason_code.is_failure:
-                logger.error("broker %s refused the connection: %s", self._broker, reason_code)
+                # Wrong credentials are not fatal: paho retries with backoff, /readyz says
+                # broker: false, and the log names what to fix.
+                self._refusal = str(reason_code)
+                logger.error("broker %s refused the connection: %s%s; retrying", self._broker,
+                             reason_code, CREDENTIALS_HINT if reason_code.value in
+                             REFUSED_CREDENTIALS else "")
                 return
+            self._refusal = None
             self._generation += 1
             # Subscribe every time: after a broker restart without persistence the session
             # (and the subscription with it) may be gone.

@@ -8,6 +8,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.agent import Agent
+from edge_agent.broker import MosquittoBroker, MosquittoConfig, find_mosquitto
+from edge_agent.broker_auth import StoreBrokerConfig, write_store_broker_config
 from edge_agent.settings import load_settings
+from tests.conftest import require_component
 
 STORE = "store-t1"
 TS = "2026-11-21T09:30:00Z"
@@ -157,6 +161,35 @@ def publisher(mqtt_broker: Any) -> Iterator[Publisher]:
 def agent(mqtt_broker: Any, db_path: Path) -> Iterator[Agent]:
     settings = load_settings(store_id=STORE, broker=mqtt_broker.url, db=db_path,
                              batch_max_wait_ms=5, mqtt_protocol=mqtt_broker.mqtt_protocol)
+    with Agent(settings) as running:
+        assert running.ingestion.wait_connected(10), "agent did not connect"
+        yield running
+
+
+@dataclass
+class StoreBroker:
+    """Mosquitto closed as the documented store setup is: accounts per device class, an ACL."""
+
+    broker: MosquittoBroker
+    accounts: StoreBrokerConfig
+
+
+@pytest.fixture
+def store_broker(tmp_path: Path) -> Iterator[StoreBroker]:
+    require_component("mosquitto", find_mosquitto() is not None, "apt-get install mosquitto")
+    accounts = write_store_broker_config(STORE, tmp_path / "broker-accounts")
+    config = MosquittoConfig(password_file=accounts.password_file, acl_file=accounts.acl_file)
+    with MosquittoBroker(config_dir=tmp_path / "mosquitto-auth", config=config) as broker:
+        yield StoreBroker(broker, accounts)
+
+
+@pytest.fixture
+def authenticated_agent(store_broker: StoreBroker, db_path: Path) -> Iterator[Agent]:
+    """An agent logged in to `store_broker` with its own account (read-only)."""
+    account = store_broker.accounts.account("agent")
+    settings = load_settings(store_id=STORE, broker=store_broker.broker.url, db=db_path,
+                             batch_max_wait_ms=5, mqtt_username=account.username,
+                             mqtt_password=account.password)
     with Agent(settings) as running:
         assert running.ingestion.wait_connected(10), "agent did not connect"
         yield running
