@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from cloud_sync.retrain.holdout import HeldOutShopper
-from models import onnx_export
 from models.features.nbr import ShopperState as NbrState
 from models.features.segments import ShopperState as TripState
 from models.features.timing import PairState
 from models.nbr.serve import NbrServingModel
-from models.nbr.train import META_FILE, ONNX_FILE, STATS_FILE
+from models.runtime import inference_session
 from models.timing.serving import MODEL_NAME as TIMING_MODEL
 from models.timing.serving import TimingPredictor
 
@@ -59,19 +58,27 @@ class Scores:
 def score(files: ModelFiles, shoppers: list[HeldOutShopper], cutoff_ts: float,
           window_days: float) -> Scores:
     recall = ndcg = error = covered = None
-    if {ONNX_FILE, META_FILE, STATS_FILE} <= files.keys():
-        recall, ndcg = _next_basket(files, shoppers)
+    ranker = _ranker(files)
+    if ranker is not None:
+        recall, ndcg = _next_basket(ranker, shoppers)
     if {f"{TIMING_MODEL}.onnx", f"{TIMING_MODEL}.json"} <= files.keys():
         error, covered = _timing(files, shoppers, cutoff_ts, window_days)
     return Scores(recall, ndcg, error, covered)
 
 
-def _next_basket(files: ModelFiles, shoppers: list[HeldOutShopper]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _ranker(files: ModelFiles) -> NbrServingModel | None:
+    """The next-basket model as the edge loads it; None when the files have none."""
     with tempfile.TemporaryDirectory() as tmp:
-        for name in (ONNX_FILE, META_FILE, STATS_FILE):
-            (Path(tmp) / name).write_bytes(files[name])
-        model = NbrServingModel.load(tmp)
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        try:
+            return NbrServingModel.load(tmp)
+        except FileNotFoundError:
+            return None
+
+
+def _next_basket(model: NbrServingModel, shoppers: list[HeldOutShopper]
+                 ) -> tuple[np.ndarray, np.ndarray]:
     recall = np.full(len(shoppers), np.nan)
     ndcg = np.full(len(shoppers), np.nan)
     for n, shopper in enumerate(shoppers):
@@ -89,7 +96,7 @@ def _next_basket(files: ModelFiles, shoppers: list[HeldOutShopper]
 
 def _timing(files: ModelFiles, shoppers: list[HeldOutShopper], cutoff_ts: float,
             window_days: float) -> tuple[np.ndarray, np.ndarray]:
-    predictor = TimingPredictor(onnx_export.session(files[f"{TIMING_MODEL}.onnx"]),
+    predictor = TimingPredictor(inference_session(files[f"{TIMING_MODEL}.onnx"]),
                                 json.loads(files[f"{TIMING_MODEL}.json"]))
     error = np.full(len(shoppers), np.nan)
     covered = np.full(len(shoppers), np.nan)
