@@ -29,7 +29,7 @@ import pytest
 
 from cloud_sync.cli import main as cloud_sync_main
 from cloud_sync.local.broker import find_mosquitto
-from cloud_sync.local.simulated_stores import SimulatedFleet
+from cloud_sync.local.simulated_stores import Behaviour, SimulatedFleet
 from cloud_sync.local.stack import LocalCloud
 from cloud_sync.release import jobs
 from cloud_sync.release.commands import LOCAL_RELEASES_BUCKET, LOCAL_ROLE_ARN
@@ -44,8 +44,8 @@ from cloud_sync.release.record import (
     ReleaseRecord,
     ReleaseStore,
 )
-from cloud_sync.release.spec import RolloutSpec
-from cloud_sync.release.waves import thing_of
+from cloud_sync.release.spec import DEFAULT_WAVES, RolloutSpec
+from cloud_sync.release.waves import fleet_stores, plan_waves, thing_of
 from edge_agent.broker import MosquittoBroker, free_port
 from edge_agent.modeling.library import INSTALLED_DIR, SERVING_FILE
 from edge_agent.updates.updater import DOWNLOADS_DIR
@@ -366,6 +366,64 @@ def test_stores_offline_during_a_release_get_it_when_back(drill: Fleet, tmp_path
     assert outcome == [0]
     assert served(agent) == version and sim.serving == version
     assert drill.sims.serving(version) == sorted(drill.sims.stores)
+
+
+def completed_release(drill: Fleet, tmp_path: Path) -> ReleaseRecord:
+    """The bucket's last completed release (made here when no drill left one)."""
+    store = ReleaseStore(drill.cloud.boto3_client("s3"), LOCAL_RELEASES_BUCKET)
+    done = [r for r in map(store.load, store.versions()) if r.status == COMPLETE]
+    if done:
+        return done[-1]
+    version = next_version()
+    assert drill.create(drill.bundles.build(tmp_path / "good.tar.gz", version)) == 0
+    assert drill.watch() == 0
+    return drill.record(version)
+
+
+BAD_STORES = {  # behaviour, and the words of the controller's abort about it
+    "refuses": (Behaviour(fail_reason="disk full"), "{store} refused: disk full"),
+    "unhealthy": (Behaviour(error_rate=0.5), "{store} error rate 0.5 > 0.05"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_STORES))
+def test_a_bad_store_in_a_later_wave_aborts_and_every_store_that_took_it_goes_back(
+        drill: Fleet, tmp_path: Path, problem: str) -> None:
+    previous = completed_release(drill, tmp_path).version
+    version = next_version()
+    archive = drill.bundles.build(tmp_path / "b.tar.gz", version)
+    # The waves follow from the release id: pick a simulated store of the wave after the
+    # canary to misbehave.
+    release_id = jobs.release_id_for(version, hashlib.sha256(archive.read_bytes()).hexdigest())
+    _, (_, second) = plan_waves(release_id, fleet_stores(drill.cloud.boto3_client("iot")),
+                                [drill.canary.store], DEFAULT_WAVES)[:2]
+    bad = next(s for s in second if s.startswith("sim-"))
+    behaviour, words = BAD_STORES[problem]
+    drill.sims[bad].behaviour = behaviour
+    try:
+        assert drill.create(archive) == 0
+        assert drill.watch() == 1
+    finally:
+        drill.sims[bad].behaviour = Behaviour()
+    record = drill.record(version)
+    assert record.status == ABORTED and record.current == 1
+    abort = next(d for d in record.decisions if d["action"] == "abort")
+    assert words.format(store=bad) in abort["reason"], abort
+    iot = drill.cloud.boto3_client("iot")
+    succeeded = {thing_of(e["thingArn"]) for wave in executions_by_wave(iot, record)
+                 for e in wave if e["status"] == "SUCCEEDED"}
+    (rollback,) = record.rollbacks
+    # Those that succeeded, and any caught in progress by the abort's cancel.
+    took = set(rollback["things"])
+    assert rollback["version"] == previous and succeeded <= took
+    assert drill.canary.store in took and (bad in took) == (problem == "unhealthy")
+    for execution in jobs.executions(iot, rollback["job_id"]):
+        assert finished(iot, rollback["job_id"], thing_of(execution["thingArn"])
+                        )["status"] == "SUCCEEDED"
+    assert served(drill.canary) == previous
+    assert took - {drill.canary.store} <= set(drill.sims.serving(previous))
+    for store in (s for wave in record.waves[2:] for s in wave["things"]):
+        assert jobs_of(iot, store, record) == [], f"{store} was offered the release"
 
 
 def padded_bundle(bundles: Bundles, out: Path, version: str) -> Path:
