@@ -137,8 +137,11 @@ def _run(args: argparse.Namespace) -> int:
         failed.append(why)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    from edge_agent.api.server import uvicorn_options
+
     uvicorn.run(create_app(settings, on_fatal=give_up), host=settings.http_host,
-                port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+                port=settings.port, log_level=settings.log_level.lower(), access_log=False,
+                **uvicorn_options(settings))
     return 1 if failed else 0
 
 

@@ -135,6 +135,17 @@ class Settings(BaseSettings):
     # Request bodies are refused (413) past this size while being read, before JSON and
     # before the key check. The largest real body, a route of a few hundred items, is ~20 KB.
     http_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 2**20)
+    # Connections bounded before any request is parsed (edge_agent/api/connections.py): at
+    # most this many held (lowered to keep 256 descriptors of the file limit free), each
+    # must send a whole request head within http_header_timeout_s of opening or of its last
+    # response, of at most http_max_header_bytes; idle keep-alive ends after
+    # http_keepalive_s. A store has tens of devices; a kiosk's request head is under 1 KB.
+    http_max_connections: int = Field(default=1000, ge=32, le=100_000)
+    http_header_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_keepalive_s: int = Field(default=5, ge=1, le=300)
+    # The kernel's queue of connections not yet accepted.
+    http_backlog: int = Field(default=128, ge=1, le=65535)
     # EDGE_API_KEYS='[{"name": "kiosk-1", "role": "kiosk", "key": "..."}]' (JSON).
     api_keys: list[ApiKey] = Field(default_factory=list)
 

@@ -38,7 +38,8 @@ def start_agent(settings: Settings) -> BackgroundServer:
     from edge_agent.api.app import create_app
     from edge_agent.api.server import BackgroundServer
 
-    server = BackgroundServer(create_app(settings), settings.http_host, settings.port).start()
+    server = BackgroundServer(create_app(settings), settings.http_host, settings.port,
+                              settings).start()
     if not server.agent.ingestion.wait_connected(AGENT_SUBSCRIBE_TIMEOUT_S):
         logger.warning("the agent has not subscribed after %.0f s; early events may be missed",
                        AGENT_SUBSCRIBE_TIMEOUT_S)
