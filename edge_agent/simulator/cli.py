@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 from edge_agent.settings import Settings
 from edge_agent.simulator.publisher import PublisherError
@@ -52,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(needs the 'completejourney' extra)")
     parser.add_argument("--replay-keep-timestamps", action="store_true",
                         help="keep the dataset's own dates instead of shifting them to end now")
+    parser.add_argument("--broker-accounts", type=Path, default=None, metavar="DIR",
+                        help="publish as the store's devices do: one login per device class,"
+                             " from the credentials.json `edge-agent broker-config` wrote")
     parser.add_argument("--replay-limit", type=int, default=None, metavar="N",
                         help="replay only the first N baskets")
 
@@ -93,7 +97,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         config = config_from_args(settings, args)
         simulation = Simulation(config)
-        publisher = connect_publisher(settings)
+        publisher = connect_publisher(settings, accounts_dir=args.broker_accounts)
     except (SimulatorConfigError, ValueError) as exc:
         print(f"edge-agent simulate: {exc}")
         return EXIT_USAGE

@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from edge_agent.simulator.accounts import Publisher
 from edge_agent.simulator.pacing import TokenBucket
-from edge_agent.simulator.publisher import MqttPublisher
 from models.events import Event, event_to_json, topic_for
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class PublishStats:
                 f"({self.rate:.0f}/s): {types}")
 
 
-def publish_stream(publisher: MqttPublisher, events: Iterable[tuple[Event, str]], *,
+def publish_stream(publisher: Publisher, events: Iterable[tuple[Event, str]], *,
                    rate: float | None, duration: float | None = None,
                    stop: threading.Event | None = None) -> PublishStats:
     """Publish `(event, device_id)` pairs at `rate` events/s (None: as fast as acknowledged).

@@ -6,10 +6,13 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from edge_agent.broker_auth import CREDENTIALS_FILE
 from edge_agent.demo.catalog import DEFAULT_CATALOG_SIZE, Product, generate_catalog
 from edge_agent.demo.shoppers import PantryState, Shopper, generate_shoppers
 from edge_agent.settings import Settings, parse_broker_url
+from edge_agent.simulator.accounts import DeviceClassPublishers, Publisher
 from edge_agent.simulator.engine import PublishStats, publish_stream
 from edge_agent.simulator.history import generate_history
 from edge_agent.simulator.publisher import MqttPublisher
@@ -73,7 +76,7 @@ class Simulation:
         # What each shopper last bought: history fills it, live traffic carries on from it.
         self.pantries: dict[str, PantryState] = {}
 
-    def run(self, publisher: MqttPublisher, stop: threading.Event | None = None,
+    def run(self, publisher: Publisher, stop: threading.Event | None = None,
             after_history: Callable[[int], None] | None = None) -> SimulationResult:
         """History (as fast as the broker takes it), then live traffic or a replay.
         `after_history(published)` runs between the two (the demo trains models there)."""
@@ -107,13 +110,21 @@ class Simulation:
 
 
 def connect_publisher(settings: Settings, broker_url: str | None = None,
-                      client_id: str | None = None) -> MqttPublisher:
-    """A connected publisher for the settings' broker (or `broker_url`)."""
+                      client_id: str | None = None,
+                      accounts_dir: Path | None = None) -> Publisher:
+    """A connected publisher for the settings' broker (or `broker_url`): with `accounts_dir`
+    (what `edge-agent broker-config` wrote), one login per device class; else one, with the
+    settings' mqtt_username/mqtt_password if any."""
     url = broker_url or settings.broker
     if not url:
         raise SimulatorConfigError("no MQTT broker configured: pass --broker mqtt://HOST:PORT "
                                    "(or set EDGE_BROKER)")
     address = parse_broker_url(url)
+    if accounts_dir is not None:
+        if not (accounts_dir / CREDENTIALS_FILE).is_file():
+            raise SimulatorConfigError(f"--broker-accounts: no {CREDENTIALS_FILE} in "
+                                       f"{accounts_dir} (edge-agent broker-config writes it)")
+        return DeviceClassPublishers(address, accounts_dir, client_id).connect()
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
     publisher = MqttPublisher(address.host, address.port, tls=address.tls,
                               username=settings.mqtt_username, password=password,
