@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +31,13 @@ from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
 from cloud_sync.local.process import end_process
-from edge_agent.broker_auth import render_auth_lines
+from edge_agent.broker_auth import (
+    ACL_FILE,
+    PASSWD_FILE,
+    StoreBrokerConfig,
+    render_auth_lines,
+    write_shared_broker_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +176,8 @@ class MosquittoBroker:
         self.config = config or MosquittoConfig()
         self.binary = binary or find_mosquitto()
         self._process: subprocess.Popen[bytes] | None = None
+        # The store accounts its password file holds, by store id (empty: anonymous).
+        self.accounts: dict[str, StoreBrokerConfig] = {}
 
     @property
     def url(self) -> str:
@@ -243,6 +252,20 @@ def start_mosquitto(port: int = 0, config_dir: Path | str | None = None,
                     config: MosquittoConfig | None = None) -> MosquittoBroker:
     """Start a `mosquitto` subprocess with a generated config; stop it with `.close()`."""
     return MosquittoBroker(port, config_dir, config).start()
+
+
+def start_store_mosquitto(store_ids: Sequence[str]) -> MosquittoBroker:
+    """Mosquitto closed as the documented store setup is (edge_agent/broker_auth.py): an
+    account per device class of each store, the ACL, no anonymous clients. The accounts are
+    in `broker.accounts`; the files go when the broker is closed."""
+    config_dir = Path(tempfile.mkdtemp(prefix="mosquitto-"))
+    accounts = write_shared_broker_config(store_ids, config_dir / "accounts")
+    config = MosquittoConfig(password_file=config_dir / "accounts" / PASSWD_FILE,
+                             acl_file=config_dir / "accounts" / ACL_FILE)
+    broker = MosquittoBroker(config_dir=config_dir, config=config)
+    broker._own_dir = True  # passwords in clear inside: removed with the broker
+    broker.accounts = accounts
+    return broker.start()
 
 
 # ------------------------------------------------------------------------------------ amqtt

@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -159,6 +159,19 @@ def write_store_broker_config(store_id: str, directory: Path, *,
     summary = {"store_id": store_id, "accounts": [asdict(a) for a in accounts]}
     _write(directory / CREDENTIALS_FILE, json.dumps(summary, indent=2) + "\n", secret=True)
     return StoreBrokerConfig(directory, accounts)
+
+
+def write_shared_broker_config(store_ids: Sequence[str], directory: Path
+                               ) -> dict[str, StoreBrokerConfig]:
+    """Several stores on one broker (the demo's fleet): each store's accounts and summary in
+    its own subdirectory, and one passwd and acl holding them all in `directory`."""
+    configs = {store_id: write_store_broker_config(store_id, directory / store_id)
+               for store_id in store_ids}
+    _write(directory / PASSWD_FILE, "".join(c.password_file.read_text()
+                                            for c in configs.values()), secret=True)
+    _write(directory / ACL_FILE, "".join(c.acl_file.read_text() for c in configs.values()),
+           secret=False)
+    return configs
 
 
 def load_store_broker_config(directory: Path) -> StoreBrokerConfig:

@@ -5,10 +5,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto, port_is_free
+from pydantic import SecretStr
+
+from edge_agent.broker import (
+    EmbeddedBroker,
+    MosquittoBroker,
+    find_mosquitto,
+    port_is_free,
+    start_store_mosquitto,
+)
+from edge_agent.broker_auth import AGENT_CLASS, StoreBrokerConfig
 from edge_agent.demo.store import DEMO_BUNDLE, DEMO_KEYS
 from edge_agent.settings import ApiKey, Settings
 from edge_agent.simulator.simulation import Simulation, SimulationConfig
@@ -39,6 +49,12 @@ def demo_settings(settings: Settings, broker: MosquittoBroker | EmbeddedBroker |
         update["broker"] = broker.url
     if isinstance(broker, EmbeddedBroker):
         update["mqtt_protocol"] = "3.1.1"  # amqtt refuses MQTT 5
+    accounts = broker_accounts(broker, update.get("store_id", settings.store_id))
+    if accounts is not None:  # the agent logs in with its own, subscribe-only account
+        agent = accounts.account(AGENT_CLASS)
+        # model_copy does not validate: the password must already be a SecretStr.
+        update["mqtt_username"] = agent.username
+        update["mqtt_password"] = SecretStr(agent.password)
     demo_dir = Path(update.get("db", settings.db)).parent
     if settings.model_public_key is None:
         # The demo signs the bundles it trains from its own history with a key of its own.
@@ -51,6 +67,12 @@ def demo_settings(settings: Settings, broker: MosquittoBroker | EmbeddedBroker |
     return settings.model_copy(update=update)
 
 
+def broker_accounts(broker: MosquittoBroker | EmbeddedBroker | None,
+                    store_id: str) -> StoreBrokerConfig | None:
+    """The store's accounts on a local broker set up with them, else None."""
+    return broker.accounts.get(store_id) if isinstance(broker, MosquittoBroker) else None
+
+
 def demo_public_key(demo_dir: Path) -> Path:
     from models.bundle import generate_keypair
     from models.bundle.keys import PUBLIC_KEY_FILE
@@ -61,9 +83,15 @@ def demo_public_key(demo_dir: Path) -> Path:
     return keys / PUBLIC_KEY_FILE
 
 
-def start_local_broker(kind: str = "auto") -> tuple[MosquittoBroker | EmbeddedBroker, str]:
-    """Mosquitto if installed (MQTT 5, like the agent), else the embedded amqtt broker."""
+def start_local_broker(kind: str = "auto", store_ids: Sequence[str] = ()
+                       ) -> tuple[MosquittoBroker | EmbeddedBroker, str]:
+    """Mosquitto if installed (MQTT 5, like the agent), else the embedded amqtt broker.
+    Mosquitto is set up as a store's is (docs/operations.md): an account per device class
+    of each of `store_ids` and an ACL; amqtt, the fallback, stays open to anyone."""
     if kind == "mosquitto" or (kind == "auto" and find_mosquitto()):
+        if store_ids:
+            return (start_store_mosquitto(store_ids),
+                    "mosquitto, local subprocess, an account per device class")
         broker: MosquittoBroker | EmbeddedBroker = MosquittoBroker().start()
         return broker, "mosquitto, local subprocess"
     if kind == "auto":

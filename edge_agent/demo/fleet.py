@@ -25,6 +25,7 @@ from edge_agent.demo.common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
+    broker_accounts,
     demo_settings,
     make_simulation,
     port_in_use,
@@ -89,7 +90,8 @@ def run_fleet(settings: Settings, args: argparse.Namespace, count: int) -> int:
             return EXIT_USAGE
         broker_kind, broker = "configured", None
         if not settings.broker:
-            broker, broker_kind = start_local_broker(getattr(args, "local_broker", "auto"))
+            broker, broker_kind = start_local_broker(getattr(args, "local_broker", "auto"),
+                                                     [s.store_id for s in planned])
             cleanup.callback(broker.close)
         try:
             cloud = start_cloud(root / CLOUD_DIR, root / FLEET_DIR,
@@ -107,7 +109,9 @@ def run_fleet(settings: Settings, args: argparse.Namespace, count: int) -> int:
                 store_settings, broker, db=store_settings.db,
                 cloud_credentials=cloud.credentials[store_settings.store_id])
             try:
-                store = open_store(store_settings, simulation, cleanup)
+                accounts = broker_accounts(broker, store_settings.store_id)
+                store = open_store(store_settings, simulation, cleanup,
+                                   accounts.directory if accounts else None)
             except PublisherError as exc:
                 print(f"edge-agent demo: {exc}")
                 return EXIT_FAILURE

@@ -26,6 +26,7 @@ from edge_agent.demo.common import (
     EXIT_OK,
     EXIT_USAGE,
     LOCAL_BROKERS,
+    broker_accounts,
     demo_settings,
     make_simulation,
     port_in_use,
@@ -91,7 +92,8 @@ def run_island(settings: Settings, args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as cleanup, stop_on_signals(stop):
         broker_kind, broker = "configured", None
         if not settings.broker:
-            broker, broker_kind = start_local_broker(getattr(args, "local_broker", "auto"))
+            broker, broker_kind = start_local_broker(getattr(args, "local_broker", "auto"),
+                                                     [settings.store_id])
             cleanup.callback(broker.close)
         settings = demo_settings(settings, broker)
         try:
@@ -103,7 +105,9 @@ def run_island(settings: Settings, args: argparse.Namespace) -> int:
             print(message)
             return EXIT_USAGE
         try:
-            store = open_store(settings, simulation, cleanup)
+            accounts = broker_accounts(broker, settings.store_id)
+            store = open_store(settings, simulation, cleanup,
+                               accounts.directory if accounts else None)
         except PublisherError as exc:
             print(f"edge-agent demo: {exc}")
             return EXIT_FAILURE

@@ -10,12 +10,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge_agent.demo.seed import seed_demo_data
 from edge_agent.demo.shoppers import Shopper
 from edge_agent.settings import Settings
-from edge_agent.simulator.publisher import MqttPublisher
+from edge_agent.simulator.accounts import Publisher
 from edge_agent.simulator.simulation import Simulation, SimulationResult, connect_publisher
 from edge_agent.storage.database import open_database
 
@@ -108,7 +109,7 @@ class DemoStore:
     settings: Settings
     simulation: Simulation
     server: BackgroundServer
-    publisher: MqttPublisher
+    publisher: Publisher
     products: int
     customers: int
     # Set once this store's training is over; the next store's waits for `train_after`.
@@ -126,10 +127,11 @@ class DemoStore:
                            self.simulation.shoppers, agent_note)
 
 
-def open_store(settings: Settings, simulation: Simulation,
-               cleanup: contextlib.ExitStack) -> DemoStore:
+def open_store(settings: Settings, simulation: Simulation, cleanup: contextlib.ExitStack,
+               accounts_dir: Path | None = None) -> DemoStore:
     """Seed the store's database, start its agent and connect its simulator; `cleanup` stops
-    them (PublisherError if the simulator cannot reach the broker)."""
+    them (PublisherError if the simulator cannot reach the broker). With `accounts_dir` the
+    simulator logs in per device class, as the store's devices do."""
     db = open_database(settings.db)
     try:
         seeded = seed_demo_data(db, simulation.catalog, simulation.shoppers)
@@ -137,9 +139,17 @@ def open_store(settings: Settings, simulation: Simulation,
         db.close()
     server = start_agent(settings)
     cleanup.callback(server.stop)
-    publisher = connect_publisher(settings, client_id=f"demo-simulator-{settings.store_id}")
+    publisher = connect_publisher(settings, client_id=f"demo-simulator-{settings.store_id}",
+                                  accounts_dir=accounts_dir)
     cleanup.callback(publisher.close)
     return DemoStore(settings, simulation, server, publisher, seeded.products, seeded.customers)
+
+
+def _login(settings: Settings) -> str:
+    """mosquitto_sub's login flags: the agent's read-only account, on a broker with accounts."""
+    if not settings.mqtt_username or settings.mqtt_password is None:
+        return ""
+    return f" -u {settings.mqtt_username} -P {settings.mqtt_password.get_secret_value()}"
 
 
 def store_lines(settings: Settings, products: int, customers: int,
@@ -150,7 +160,8 @@ def store_lines(settings: Settings, products: int, customers: int,
     with_consent = next((s for s in shoppers if s.consent_personalization), None)
     without = next((s for s in shoppers if not s.consent_personalization), None)
     lines = [
-        f"  watch       : mosquitto_sub -L '{settings.broker}/stores/{settings.store_id}/#' -v",
+        f"  watch       : mosquitto_sub{_login(settings)} -L"
+        f" '{settings.broker}/stores/{settings.store_id}/#' -v",
         f"  database    : {settings.db.resolve()}  ({products} products, {customers} customers)",
         f"  agent       : ingesting into the database (MQTT {settings.mqtt_protocol}){agent_note}",
         f"  kiosk       : {base}/ui/kiosk.html?key={_key_for(settings, 'kiosk')}",
