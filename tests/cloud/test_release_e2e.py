@@ -201,6 +201,10 @@ def fleet(bundles: Bundles, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         pytest.skip("mosquitto is not installed")
     root = tmp_path_factory.mktemp("release-fleet")
     with LocalCloud(root / "cloud", jobs_seconds_per_minute=JOB_MINUTE_S) as cloud:
+        # The bucket `release create --local` makes: here for drills that send jobs alone.
+        cloud.boto3_client("s3").create_bucket(Bucket=LOCAL_RELEASES_BUCKET,
+                                               CreateBucketConfiguration={
+                                                   "LocationConstraint": cloud.region})
         broker = MosquittoBroker(config_dir=root / "mosquitto")
         broker.start()
         agents: list[RunningAgent] = []
@@ -510,3 +514,6 @@ def test_kill_9_mid_install_leaves_a_verified_model_served_and_the_job_completes
     assert done["status"] == "SUCCEEDED", done["statusDetails"]
     assert done["statusDetails"]["detailsMap"]["version"] == version
     assert served(agent) == version
+    # Nothing half-written is left behind by the killed installs.
+    assert list(folder.glob(f"{DOWNLOADS_DIR}/*")) == []
+    assert list((folder / INSTALLED_DIR).glob(".*")) == []
