@@ -74,6 +74,7 @@ def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
         return
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
+        client.wait_for_workers(workers)  # every worker gets a share from the first task on
         yield client
 
 
