@@ -1,6 +1,7 @@
 """HTTP connections are bounded before any request is parsed: at a 1,024 file limit (systemd's
 usual), 1,100 idle or half-sent connections leave `/healthz` answering within a second and
-the database working; a slowloris that never finishes its request head is closed with 408.
+the database working; a slowloris that never finishes its request head is closed with 408,
+a request head past the size limit with 431.
 The agent is a real process with its file limit set as systemd would set it."""
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def test_1100_idle_connections_at_a_1024_file_limit_leave_the_agent_answering(
     assert "Too many open files" not in log
 
 
-def test_a_slowloris_is_closed_with_408_after_the_header_timeout(agent: RunningAgent) -> None:
+def test_a_slowloris_gets_408_after_the_header_timeout_and_a_huge_head_431(
+        agent: RunningAgent) -> None:
     port = int(agent.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=HEADER_TIMEOUT_S * 3) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\n")
@@ -156,5 +158,10 @@ def test_a_slowloris_is_closed_with_408_after_the_header_timeout(agent: RunningA
         closed_after = time.monotonic() - start
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert HEADER_TIMEOUT_S - 0.5 < closed_after < HEADER_TIMEOUT_S + 1.5
+    # A head larger than http_max_header_bytes (16 KB), sent fast: 431, closed.
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 40_000)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 431")
     # The agent goes on answering.
     assert httpx.get(f"{agent.url}/healthz", timeout=5).status_code == 200
