@@ -517,3 +517,31 @@ def test_kill_9_mid_install_leaves_a_verified_model_served_and_the_job_completes
     # Nothing half-written is left behind by the killed installs.
     assert list(folder.glob(f"{DOWNLOADS_DIR}/*")) == []
     assert list((folder / INSTALLED_DIR).glob(".*")) == []
+
+
+PROMPT_S = 15.0  # "at once": well inside the probation below
+
+
+@pytest.mark.xfail(raises=AssertionError, strict=True, reason=(
+    "the updater does not notice a force-cancel during probation: it serves the aborted "
+    "bundle until its probation ends, and only then takes the rollback job"))
+def test_an_abort_during_the_canarys_probation_sends_it_back_at_once(
+        drill: Fleet, tmp_path: Path) -> None:
+    """docs/releases.md: a force-cancelled store in probation goes back by itself."""
+    previous = completed_release(drill, tmp_path).version
+    version = next_version()
+    assert drill.create(drill.bundles.build(tmp_path / "b.tar.gz", version),
+                        "--probation-s", "40") == 0
+    iot = drill.cloud.boto3_client("iot")
+    job = drill.record(version).waves[0]["job_id"]
+
+    def stage() -> str | None:
+        execution = iot.describe_job_execution(jobId=job, thingName=drill.canary.store)
+        return execution["execution"].get("statusDetails", {}).get("detailsMap", {}).get(
+            "stage")
+
+    wait_until(lambda: stage() == "probation", WAIT_S, "the canary in probation")
+    assert served(drill.canary) == version
+    assert drill.cli("abort", "--reason", "drill: abort in probation") == 0
+    wait_until(lambda: served(drill.canary) == previous, PROMPT_S,
+               f"the canary back on {previous}")
