@@ -1,5 +1,6 @@
-"""CPU seconds of the processes in a benchmark, read from /proc (Linux), so a table can say
-where the machine's cores went: the system under test or the load around it."""
+"""CPU seconds and memory of the processes in a benchmark, read from /proc (Linux), so a
+table can say where the machine's cores and memory went: the system under test or the load
+around it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,46 @@ def _command(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def _kib(path: Path, field: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def memory_of(pid: int) -> tuple[float, float]:
+    """(resident MB, proportional MB) of a live process. The proportional set size splits
+    pages shared between processes (forked workers, shared libraries) among them, so the
+    proportional sizes of a process tree add up to what it really occupies."""
+    return (_kib(Path(f"/proc/{pid}/status"), "VmRSS") / 1024,
+            _kib(Path(f"/proc/{pid}/smaps_rollup"), "Pss") / 1024)
+
+
+def processes_by_role(roots: dict[str, int], roles_of_children: dict[str, str]
+                      ) -> list[tuple[str, int]]:
+    """Every live process of the roots' trees as (role, pid), named as in `cpu_by_role`."""
+    stats = {pid: s for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
+             if (s := _stat(pid)) is not None}
+    root_of = {pid: name for name, pid in roots.items()}
+    found = []
+    for pid in sorted(stats):
+        ancestor, name = pid, None
+        while ancestor in stats and name is None:
+            name = root_of.get(ancestor)
+            ancestor = stats[ancestor][0]
+        if name is None:
+            continue
+        if pid != roots[name]:
+            command = _command(pid)
+            name = next((role for marker, role in roles_of_children.items()
+                         if marker in command), name)
+        found.append((name, pid))
+    return found
 
 
 def cpu_by_role(roots: dict[str, int], roles_of_children: dict[str, str]) -> dict[str, float]:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cpu_usage import cpu_by_role
+from cpu_usage import cpu_by_role, memory_of, processes_by_role
 from http_load import LoadResult, Request, Sample, fixed_rate_schedule, run_load
 
 from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_for_port
@@ -217,6 +217,17 @@ def memo_hit_rates(port: int) -> dict[str, float]:
     return {kind: c.get("hit", 0.0) / max(sum(c.values()), 1.0) for kind, c in counts.items()}
 
 
+def print_memory_table(memory: list[tuple[str, int, float, float]]) -> None:
+    """Every process of the agent: resident and proportional memory (shared pages split)."""
+    print("\nMemory of the agent's processes at the end of the run (MB):")
+    print(f"| {'process':28} | {'pid':>7} | {'resident':>8} | {'proportional':>12} |")
+    print(f"|{'-' * 30}|{'-' * 9}|{'-' * 10}|{'-' * 14}|")
+    for role, pid, rss, pss in memory:
+        print(f"| {role:28} | {pid:>7} | {rss:>8.0f} | {pss:>12.0f} |")
+    print(f"| {'the whole agent':28} | {'':>7} | {sum(m[2] for m in memory):>8.0f} |"
+          f" {sum(m[3] for m in memory):>12.0f} |")
+
+
 def print_cpu_table(cpu_percent: dict[str, float]) -> None:
     print(f"\nCPU during the measured run, % of one core ({os.cpu_count()} cores):")
     print(f"| {'process':28} | {'CPU %':>6} |")
@@ -305,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = {role: (cpu_after[role] - cpu_before.get(role, 0.0)) / elapsed
                        for role in cpu_after}
                 cpu["load generator"] = load.cpu_s / elapsed
+                agent_roots = {"agent process (ingestion)": agent.pid}
+                memory = [(role, pid, *memory_of(pid))
+                          for role, pid in processes_by_role(agent_roots, CHILD_ROLES)]
                 memo = memo_hit_rates(port)
             finally:
                 for process in (simulator, agent):
@@ -323,12 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, context)
     cpu_percent = {role: round(share * 100, 1) for role, share in cpu.items()}
     print_cpu_table(cpu_percent)
+    print_memory_table(memory)
     print("shopper memo hit rate (warm-up included): " + ", ".join(
         f"{kind} {rate:.0%}" for kind, rate in memo.items()))
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "serving", "context": context,
                                          "endpoints": rows, "cpu_percent_of_one_core":
-                                         cpu_percent, "shopper_memo_hit_rate": memo},
+                                         cpu_percent, "shopper_memo_hit_rate": memo,
+                                         "memory_mb": [{"role": role, "pid": pid,
+                                                        "rss": round(rss), "pss": round(pss)}
+                                                       for role, pid, rss, pss in memory]},
                                         indent=2))
     return 0
 

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     model_bundle_budget_mb: float = Field(default=200.0, gt=0)
     # A bundle is refused when one model call on a smoke shopper takes longer than this.
     model_smoke_budget_ms: float = Field(default=250.0, gt=0)
+    # Model calls run off the event loop on this many threads, each request within this
+    # deadline (waiting for a thread included); past it, store favourites or a clear 503.
+    # A safety net against a pathological model, not the latency target (answers take a few
+    # ms): set too tight, a busy box's cold first call would be refused.
+    model_threads: int = Field(default=2, ge=1, le=32)
+    model_deadline_ms: float = Field(default=500.0, gt=0)
     # With a cloud link, release jobs (AWS IoT Jobs) are taken when notified; this is how
     # often the store asks anyway (a missed notification, or back from offline).
     model_update_poll_s: float = Field(default=60.0, gt=0)

@@ -234,13 +234,6 @@ def session(model: onnx.ModelProto | bytes | Path) -> ort.InferenceSession:
     return inference_session(model)
 
 
-def run(sess: ort.InferenceSession, features: np.ndarray, output: int | str = 0) -> np.ndarray:
-    """Run ``sess`` on a feature matrix (cast to float32) and return one output."""
-    x = np.ascontiguousarray(features, dtype=np.float32)
-    name = sess.get_outputs()[output].name if isinstance(output, int) else output
-    return np.asarray(sess.run([name], {sess.get_inputs()[0].name: x})[0])
-
-
 @dataclass(frozen=True)
 class ParityReport:
     """Outcome of comparing ONNX Runtime with scikit-learn on the same rows."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import onnxruntime as ort
 
 
@@ -18,3 +19,10 @@ def inference_session(model: bytes) -> ort.InferenceSession:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run(sess: ort.InferenceSession, features: np.ndarray, output: int | str = 0) -> np.ndarray:
+    """Run ``sess`` on a feature matrix (cast to float32) and return one output."""
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    name = sess.get_outputs()[output].name if isinstance(output, int) else output
+    return np.asarray(sess.run([name], {sess.get_inputs()[0].name: x})[0])

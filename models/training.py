@@ -21,6 +21,7 @@ import numpy as np
 from models import onnx_export
 from models.bundle.build import TRAIN_SUMMARY_FILE
 from models.datasets.base import BasketDataset
+from models.runtime import run as run_session
 from models.segments.model import DISTANCE_OUTPUT, LABEL_OUTPUT
 from models.segments.train import fit_segments_with_features
 from models.timing.evaluate import TimingSplit, train_and_evaluate
@@ -42,7 +43,7 @@ def train_timing(
     x = run.holdout_features
     assert x is not None
     parity = onnx_export.check_parity(
-        run.model.predict_quantiles(x), onnx_export.run(onnx_export.session(proto), x)
+        run.model.predict_quantiles(x), run_session(onnx_export.session(proto), x)
     )
     onnx_export.save(proto, out / "timing.onnx")
     _write(out / "timing.json", run.sidecar(parity=parity.as_dict()))
@@ -53,8 +54,8 @@ def train_segments(ds: BasketDataset, out: Path) -> dict[str, Any]:
     model, x = fit_segments_with_features(ds)
     proto = model.to_onnx()
     sess = onnx_export.session(proto)
-    labels = onnx_export.run(sess, x, LABEL_OUTPUT).ravel()
-    distances = onnx_export.run(sess, x, DISTANCE_OUTPUT)
+    labels = run_session(sess, x, LABEL_OUTPUT).ravel()
+    distances = run_session(sess, x, DISTANCE_OUTPUT)
     parity = onnx_export.check_parity(model.pipeline.transform(x.astype(np.float32)), distances)
     label_agreement = float((labels == model.predict(x)).mean())
     if label_agreement < 1.0 - onnx_export.DEFAULT_MAX_MISMATCH_FRACTION:

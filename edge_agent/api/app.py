@@ -17,6 +17,7 @@ from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
 from edge_agent.api.limits import BodyLimit
+from edge_agent.api.model_calls import ModelCalls
 from edge_agent.api.observability import LatencyMetrics, ModelVersionMetric
 from edge_agent.api.routes import (
     admin,
@@ -83,7 +84,10 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
                                          store_map=store_map, metrics_registry=metrics_registry,
                                          agent=agent, shared=shared,
                                          memo=ShopperMemo(settings.shopper_memo_s,
-                                                          metrics_registry))
+                                                          metrics_registry),
+                                         model_calls=ModelCalls(
+                                             settings.model_threads,
+                                             settings.model_deadline_ms / 1000))
         tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
                               settings.congestion_interval_s)]
         if shared is not None:
@@ -108,6 +112,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
             if watcher is not None:
                 watcher.stop()
             app.state.serving.cache.close()
+            app.state.serving.model_calls.close()
             reads.close()
             if agent is not None:
                 agent.stop()

@@ -43,20 +43,23 @@ def consenting_profile(state: ServingState, customer_id: str) -> profiles.Profil
     return profile
 
 
-def ranking(state: ServingState, profile: profiles.Profile, models: LoadedModels,
-            now: datetime) -> list[tuple[str, float]]:
-    """The ranker's candidates for this shopper (the bundle must carry a ranker)."""
+async def ranking(state: ServingState, profile: profiles.Profile, models: LoadedModels,
+                  now: datetime) -> list[tuple[str, float]]:
+    """The ranker's candidates for this shopper (the bundle must carry a ranker); raises
+    `ModelsTooSlow` past the request's deadline."""
     assert models.ranker is not None
     ranker = models.ranker
-    return state.memo.get_or_compute("ranking", profile, models.version,
-                                     lambda: rank_candidates(profile, ranker, now))
+    return await state.memo.get_or_run("ranking", profile, models.version,
+                                       lambda: rank_candidates(profile, ranker, now),
+                                       state.model_calls.run)
 
 
-def timings(state: ServingState, profile: profiles.Profile, models: LoadedModels,
-            now: datetime) -> list[CategoryTiming]:
-    """Purchase timing per category for this shopper."""
-    return state.memo.get_or_compute("timing", profile, models.version,
-                                     lambda: category_timings(profile, models, now))
+async def timings(state: ServingState, profile: profiles.Profile, models: LoadedModels,
+                  now: datetime) -> list[CategoryTiming]:
+    """Purchase timing per category for this shopper; `ModelsTooSlow` past the deadline."""
+    return await state.memo.get_or_run("timing", profile, models.version,
+                                       lambda: category_timings(profile, models, now),
+                                       state.model_calls.run)
 
 
 def popular(state: ServingState) -> list[tuple[str, float]]:

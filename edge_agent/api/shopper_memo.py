@@ -19,7 +19,7 @@ import pickle
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter
@@ -29,6 +29,8 @@ from edge_agent.shoppers.profile import Profile
 T = TypeVar("T")
 # Bounded: the shoppers in the store in the last minutes, not the whole loyalty base.
 MAX_ENTRIES = 20_000
+Key = tuple[str, str, str, str]
+_MISSING = object()
 
 
 class ShopperMemo:
@@ -36,16 +38,29 @@ class ShopperMemo:
         self._ttl_s = ttl_s
         self._lookups = Counter("edge_shopper_memo_lookups", "Shopper memo lookups by result",
                                 ["kind", "result"], registry=registry)
-        self._entries: OrderedDict[tuple[str, str, str, str], tuple[float, bytes]] = (
-            OrderedDict())
+        self._entries: OrderedDict[Key, tuple[float, bytes]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_compute(self, kind: str, profile: Profile, model_version: str,
-                       compute: Callable[[], T]) -> T:
-        """`compute()`'s answer for this shopper's current features and model version."""
+    async def get_or_run(self, kind: str, profile: Profile, model_version: str,
+                         compute: Callable[[], T],
+                         run: Callable[[Callable[[], T]], Awaitable[T]]) -> T:
+        """`compute()`'s answer for this shopper's current features and model version; a
+        miss is computed through `run` (off the event loop). A hit costs no thread, so
+        remembered answers come back even while every model thread is busy."""
+        key = self._key(kind, profile, model_version)
+        found = self._lookup(kind, key)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        return self._keep(key, await run(compute))
+
+    def _key(self, kind: str, profile: Profile, model_version: str) -> Key | None:
         if self._ttl_s <= 0 or profile.features_stamp is None:
-            return compute()
-        key = (kind, profile.customer_id, profile.features_stamp, model_version)
+            return None
+        return (kind, profile.customer_id, profile.features_stamp, model_version)
+
+    def _lookup(self, kind: str, key: Key | None) -> object:
+        if key is None:
+            return _MISSING
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
@@ -55,13 +70,15 @@ class ShopperMemo:
             else:
                 kept = None
         self._lookups.labels(kind, "miss" if kept is None else "hit").inc()
-        if kept is not None:
-            return pickle.loads(kept)  # type: ignore[no-any-return]
-        value = compute()
+        return _MISSING if kept is None else pickle.loads(kept)
+
+    def _keep(self, key: Key | None, value: T) -> T:
+        if key is None:
+            return value
         # Our own objects, pickled and read back by this process only.
         kept = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         with self._lock:
-            self._entries[key] = (now + self._ttl_s, kept)
+            self._entries[key] = (time.monotonic() + self._ttl_s, kept)
             self._entries.move_to_end(key)
             while len(self._entries) > MAX_ENTRIES:
                 self._entries.popitem(last=False)

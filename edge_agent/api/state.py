@@ -13,6 +13,7 @@ from edge_agent.agent import Agent, AgentHealth
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.cache import TtlCache
 from edge_agent.api.database import ReadConnections
+from edge_agent.api.model_calls import ModelCalls
 from edge_agent.api.shared import SharedRuntime
 from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.modeling.registry import ModelRegistry
@@ -41,6 +42,7 @@ class ServingState:
     store_map: StoreMap
     metrics_registry: CollectorRegistry
     memo: ShopperMemo
+    model_calls: ModelCalls
     agent: Agent | None = None  # None in a worker of `run --workers N`
     shared: SharedRuntime | None = None  # set in such a worker
     cache: TtlCache = field(default_factory=TtlCache)

@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     from edge_agent.api.app import create_app
+    from edge_agent.api.server import uvicorn_options
 
     if WORKER_SETTINGS_ENV not in os.environ or RUNTIME_DIR_ENV not in os.environ or not argv:
         print("edge_agent.api.worker is started by `edge-agent run --workers N`, not by hand",
@@ -46,9 +47,10 @@ def main(argv: list[str]) -> int:
                         format="%(asctime)s %(levelname)s worker-%(process)d %(name)s: "
                                "%(message)s")
     listener = socket.socket(fileno=int(argv[0]))
+    # The same connection guard as one process: each worker holds its own connections.
     server = uvicorn.Server(uvicorn.Config(create_app(settings, shared),
                                            log_level=settings.log_level.lower(),
-                                           access_log=False))
+                                           access_log=False, **uvicorn_options(settings)))
     threading.Thread(target=_stop_when_orphaned, args=(server,), name="parent-watch",
                      daemon=True).start()
     server.run(sockets=[listener])

@@ -12,8 +12,8 @@ from typing import Any
 from edge_agent.features.shopper import SaleLine, ShopperFeatures
 from edge_agent.shoppers.recommend import Ranker
 from models.bundle import BundleError, VerifiedBundle
+from models.nbr.scoring import ONNX_FILE as RANKER_FILE
 from models.nbr.serve import NbrServingModel
-from models.nbr.train import ONNX_FILE as RANKER_FILE
 from models.segments.serving import SegmentAssigner
 from models.timing.serving import TimingPredictor
 

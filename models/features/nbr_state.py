@@ -18,10 +18,14 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.datasets.base import BasketDataset
+if TYPE_CHECKING:  # training only: serving must not import the dataset loaders (pandas)
+    from models.datasets.base import BasketDataset
+
+
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,13 @@ import logging
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 
-from models.datasets.base import BasketDataset
+if TYPE_CHECKING:  # training only: serving must not import the dataset loaders (pandas)
+    from models.datasets.base import BasketDataset
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,9 @@ import numpy as np
 from models import onnx_export
 from models.datasets.base import BasketDataset
 from models.evaluation.protocol import COMPLETEJOURNEY_MIN_ITEM_COUNT
-from models.nbr.onnx_export import OnnxRanker, export_ranker
+from models.nbr.onnx_export import export_ranker
 from models.nbr.ranker import build_candidate_rows
+from models.nbr.scoring import OnnxRanker
 from models.nbr.train import train_ranker, write_artifacts
 
 logger = logging.getLogger(__name__)

@@ -5,17 +5,13 @@ from __future__ import annotations
 import logging
 import warnings
 
-import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from models.features.nbr import FEATURE_NAMES
-from models.runtime import inference_session
+from models.nbr.scoring import INPUT_NAME
 
 logger = logging.getLogger(__name__)
 
-INPUT_NAME = "features"
-# Output holding the (n, 2) class probabilities; column 1 is the ranking score.
-PROBABILITY_OUTPUT = "probabilities"
 # Opsets onnxruntime >= 1.17 runs; ai.onnx.ml 3 has the TreeEnsemble ops skl2onnx emits.
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 
@@ -42,16 +38,3 @@ def export_ranker(model: HistGradientBoostingClassifier) -> bytes:
     onx.doc_string = "next-basket ranker; inputs: " + ",".join(FEATURE_NAMES)
     return onx.SerializeToString()
 
-
-class OnnxRanker:
-    """Scores candidate feature rows with onnxruntime (what the edge runs)."""
-
-    def __init__(self, model_bytes: bytes) -> None:
-        self._session = inference_session(model_bytes)
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        """Probability that each candidate is in the next basket (float32)."""
-        out = self._session.run(
-            [PROBABILITY_OUTPUT], {INPUT_NAME: np.ascontiguousarray(features, np.float32)}
-        )[0]
-        return np.asarray(out)[:, 1]

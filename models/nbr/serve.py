@@ -29,8 +29,7 @@ from models.features.nbr import (
 )
 from models.features.nbr_stats import ItemStats
 from models.nbr.candidates import CandidateConfig, generate_candidates
-from models.nbr.onnx_export import OnnxRanker
-from models.nbr.train import META_FILE, ONNX_FILE, STATS_FILE
+from models.nbr.scoring import META_FILE, ONNX_FILE, STATS_FILE, OnnxRanker
 
 logger = logging.getLogger(__name__)
 

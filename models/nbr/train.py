@@ -24,12 +24,10 @@ from models.features.nbr import FEATURE_NAMES, FEATURE_SCHEMA_VERSION
 from models.nbr.base import FitData
 from models.nbr.onnx_export import export_ranker
 from models.nbr.ranker import NbrRanker, RankerConfig
+from models.nbr.scoring import META_FILE, ONNX_FILE, STATS_FILE
 
 logger = logging.getLogger(__name__)
 
-ONNX_FILE = "nbr_ranker.onnx"
-STATS_FILE = "nbr_item_stats.npz"
-META_FILE = "nbr_ranker.json"
 # Users held out for early stopping when training for production (no test users here:
 # the offline figures come from `evaluate`).
 VALIDATION_SHARE = 0.1

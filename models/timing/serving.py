@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
-from models import onnx_export
 from models.bundle.sidecar import load_sidecar
 from models.bundle.verify import VerifiedBundle
 from models.features.segments import ShopperState
@@ -26,6 +25,7 @@ from models.features.timing import (
     PairState,
     timing_features,
 )
+from models.runtime import run
 from models.timing.predict import TimingPrediction, predictions
 
 logger = logging.getLogger(__name__)
@@ -62,4 +62,4 @@ class TimingPredictor:
         if not pairs:
             return []
         x = timing_features([(state, self.prior(cat)) for state, cat in pairs], shopper, now_ts)
-        return predictions(onnx_export.run(self.session, x))
+        return predictions(run(self.session, x))

@@ -29,6 +29,7 @@ from models.bundle import (
     load_public_key,
     verify_bundle,
 )
+from models.runtime import run as run_session
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def test_built_bundle_verifies_and_runs(bundle: Path, keys: tuple[Path, Path]) -
     assert verified.manifest["training_data"]["rows"] == 10
     assert verified.manifest["metrics"] == {"mae": 1.5}
     assert set(verified.manifest["files"]) == {"timing.onnx", "timing.json"}
-    out = onnx_export.run(verified.onnx_session("timing.onnx"), [[3.0, 4.0]])
+    out = run_session(verified.onnx_session("timing.onnx"), [[3.0, 4.0]])
     assert out.ravel()[0] == pytest.approx(7.0, abs=1e-4)
 
 

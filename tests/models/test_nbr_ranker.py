@@ -12,7 +12,7 @@ from models.evaluation.harness import evaluate_model, fit_data
 from models.evaluation.protocol import NbrTask, Split, filter_dataset, make_task, random_splits
 from models.features.nbr import ShopperState
 from models.nbr.candidates import CandidateConfig
-from models.nbr.onnx_export import OnnxRanker, export_ranker
+from models.nbr.onnx_export import export_ranker
 from models.nbr.ranker import (
     NbrRanker,
     RankerConfig,
@@ -20,6 +20,7 @@ from models.nbr.ranker import (
     build_candidate_rows,
     shifted_examples,
 )
+from models.nbr.scoring import OnnxRanker
 from models.nbr.serve import NbrServingModel
 from models.nbr.topfreq import PTopFreq
 from models.nbr.train import train_ranker, write_artifacts

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from models import onnx_export
 from models.features.timing import FEATURE_NAMES
 from models.onnx_export import ParityError, check_parity
+from models.runtime import run as run_session
 from models.segments.model import DISTANCE_OUTPUT, LABEL_OUTPUT, SegmentModel
 from models.timing.model import TimingModel, TimingModelConfig
 
@@ -40,7 +41,7 @@ def test_timing_onnx_matches_sklearn_on_held_out_rows(rows: tuple[np.ndarray, np
     cells = model.offsets.table.shape
     model.offsets = replace(model.offsets, table=np.random.default_rng(3).normal(0, 0.3, cells))
     held_out = x[2500:]
-    onnx_q = onnx_export.run(onnx_export.session(model.to_onnx()), held_out)
+    onnx_q = run_session(onnx_export.session(model.to_onnx()), held_out)
     report = check_parity(model.predict_quantiles(held_out), onnx_q)
     assert onnx_q.shape == (500, 3)
     assert report.mismatch_fraction == 0.0 and report.max_abs_diff < 1e-3
@@ -55,9 +56,9 @@ def test_segments_onnx_matches_sklearn() -> None:
     model = SegmentModel.fit(x[:300], n_clusters=4)
     sess = onnx_export.session(model.to_onnx())
     held_out = x[300:]
-    labels = onnx_export.run(sess, held_out, LABEL_OUTPUT).ravel()
+    labels = run_session(sess, held_out, LABEL_OUTPUT).ravel()
     np.testing.assert_array_equal(labels, model.predict(held_out))
-    distances = onnx_export.run(sess, held_out, DISTANCE_OUTPUT)
+    distances = run_session(sess, held_out, DISTANCE_OUTPUT)
     check_parity(model.pipeline.transform(held_out), distances)
 
 
@@ -70,7 +71,7 @@ def test_classifier_scores_and_top_k_order_match() -> None:
         clf = HistGradientBoostingClassifier(max_iter=30).fit(x[:1500], y[:1500])
     proto = onnx_export.to_onnx_float32(clf, 6, options={type(clf): {"zipmap": False}})
     held_out = x[1500:]
-    probs = onnx_export.run(onnx_export.session(proto), held_out, "probabilities")[:, 1]
+    probs = run_session(onnx_export.session(proto), held_out, "probabilities")[:, 1]
     groups = np.repeat(np.arange(50), 10)  # 50 shoppers x 10 candidates
     report = check_parity(clf.predict_proba(held_out)[:, 1], probs, groups=groups, k=5)
     assert report.topk_same is True

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.errors import ServingError
+from edge_agent.api.model_calls import ModelsTooSlow
 from edge_agent.api.personal import ranking
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
@@ -72,13 +73,13 @@ async def display_content(zone_id: Annotated[str, Path(min_length=1, max_length=
     trending = [DisplayItem(product_id=t.product_id, name=t.name, category=t.category,
                             location=where(t.category))
                 for t in store_trending if t.category in wanted][:TRENDING_ITEMS]
-    for_you = _for_present_shopper(state, zone_id, wanted)
+    for_you = await _for_present_shopper(state, zone_id, wanted)
     return DisplayContent(zone_id=zone_id, zone_name=state.store_map.layout.zones[zone_id].name,
                           categories=list(categories), trending=trending, for_you=for_you,
                           personalized=bool(for_you))
 
 
-def _for_present_shopper(state: ServingState, zone_id: str,
+async def _for_present_shopper(state: ServingState, zone_id: str,
                          categories: set[str]) -> list[DisplayItem]:
     models = state.models.current
     if models is None or models.ranker is None:
@@ -95,8 +96,11 @@ def _for_present_shopper(state: ServingState, zone_id: str,
     if profile.features is None:
         return []
     now = utc_now()
-    found = personal_recommendations(conn, profile, ranking(state, profile, models, now), now,
-                                     50)
+    try:
+        ranked = await ranking(state, profile, models, now)
+    except ModelsTooSlow:
+        return []  # the zone's trending products still show
+    found = personal_recommendations(conn, profile, ranked, now, 50)
     where = state.store_map.category_location
     return [DisplayItem(product_id=r.product.product_id, name=r.product.name,
                         category=r.product.category, location=where(r.product.category))

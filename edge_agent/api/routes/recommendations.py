@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
+from edge_agent.api.model_calls import ModelsTooSlow
 from edge_agent.api.personal import popular, ranking, shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
@@ -44,6 +45,8 @@ class RecommendationsResponse(BaseModel):
     customer_id: str
     context: Context
     personalized: bool
+    # Why the answer is not personal although it could be (the models were too slow).
+    degraded: str | None = None
     items: list[RecommendedItem]
 
 
@@ -65,10 +68,14 @@ async def get_recommendations(
     personal = (profile.consent_personalization and models is not None
                 and models.ranker is not None and profile.features is not None)
     found = []
+    degraded = None
     if personal:
         assert models is not None
-        found = personal_recommendations(conn, profile, ranking(state, profile, models, now),
-                                         now, count)
+        try:
+            ranked = await ranking(state, profile, models, now)
+            found = personal_recommendations(conn, profile, ranked, now, count)
+        except ModelsTooSlow as exc:  # favourites now rather than suggestions too late
+            personal, degraded = False, exc.message
     if len(found) < count:
         # Too few the ranker knows (a new catalog, an old model): top up with favourites.
         shown = {r.product.product_id for r in found}
@@ -77,7 +84,7 @@ async def get_recommendations(
                   if r.product.product_id not in shown][:count - len(found)]
     version = models.version if personal and models is not None else None
     return RecommendationsResponse(
-        customer_id=customer_id, context=context, personalized=personal,
+        customer_id=customer_id, context=context, personalized=personal, degraded=degraded,
         items=[RecommendedItem(product_id=r.product.product_id, name=r.product.name,
                                category=r.product.category, price=r.product.price,
                                score=r.score, reason=r.reason, tags=list(r.tags),

@@ -92,7 +92,7 @@ async def purchase_timing(customer_id: CustomerId, state: State,
                     _caller: KioskOrStaff) -> TimingResponse:
     models = current_models(state)
     profile = consenting_profile(state, customer_id)
-    found = timings(state, profile, models, utc_now())
+    found = await timings(state, profile, models, utc_now())
     return TimingResponse(customer_id=customer_id, model_version=models.version, categories=[
         CategoryTimingOut(category=t.category, purchases=t.purchases,
                           last_purchase=t.last_purchase, typical_gap_days=t.typical_gap_days,
@@ -110,7 +110,8 @@ async def get_shopping_list(customer_id: CustomerId, state: State,
     conn = state.reads.get()
     profile = consenting_profile(state, customer_id)
     items = []
-    for item in shopping_list(conn, profile, timings(state, profile, models, utc_now())):
+    for item in shopping_list(conn, profile, await timings(state, profile, models,
+                                                           utc_now())):
         t = item.timing
         items.append(ListItemOut(
             product_id=item.product.product_id, name=item.product.name,

@@ -79,7 +79,7 @@ async def get_insights(customer_id: Annotated[str, Path(min_length=1, max_length
         profile = profiles.load_profile(state.reads.get(), customer_id)
         profiles.require_staff_assist(profile)
     models = state.models.current
-    found = shopper_insights(profile, models, utc_now())
+    found = await state.model_calls.run(lambda: shopper_insights(profile, models, utc_now()))
     return InsightsOut(**{**asdict(found),
                           "favourite_categories": list(found.favourite_categories),
                           "dietary_restrictions": list(found.dietary_restrictions),

@@ -112,7 +112,7 @@ async def route_for_shopping_list(
     models = current_models(state)
     conn = state.reads.get()
     profile = consenting_profile(state, customer_id)
-    items = shopping_list(conn, profile, timings(state, profile, models, utc_now()))
+    items = shopping_list(conn, profile, await timings(state, profile, models, utc_now()))
     if not items:
         return _route_out(state.store_map, state.store_map.plan([]), [])
     return plan_for_products(state, [item.product.product_id for item in items])
