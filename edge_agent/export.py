@@ -13,14 +13,17 @@ HEADER = ("user_id", "basket_id", "timestamp", "item_id", "quantity", "price", "
 
 
 def export_baskets(conn: sqlite3.Connection, out: Path) -> int:
-    """Write every identified shopper's sales to `out`; returns the number of lines."""
+    """Write the sales of every shopper who consented to personalization to `out` (a
+    shopper's history trains models only with their consent, as it leaves the store only
+    with it); returns the number of lines."""
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = conn.execute(
         "SELECT t.customer_id, t.transaction_id, t.ts, i.product_id, i.quantity,"
         " i.quantity * i.unit_price - i.discount, p.category"
         " FROM transactions t JOIN transaction_items i USING (sale_id)"
+        " JOIN customers c ON c.customer_id = t.customer_id AND c.consent_personalization = 1"
         " LEFT JOIN products p USING (product_id)"
-        " WHERE t.customer_id IS NOT NULL ORDER BY t.customer_id, t.ts, i.line_no")
+        " ORDER BY t.customer_id, t.ts, i.line_no")
     written = 0
     with out.open("w", newline="") as handle:
         writer = csv.writer(handle)

@@ -42,6 +42,8 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def db(settings: Settings) -> Iterator[sqlite_utils.Database]:
     database = open_database(settings.db)
+    # The shopper of these events consented: their presence and clicks are kept.
+    database["customers"].insert({"customer_id": "C00007", "consent_personalization": 1})
     yield database
     database.conn.close()
 

@@ -57,8 +57,22 @@ def smoke_shoppers(conn: sqlite3.Connection, limit: int) -> list[ShopperFeatures
     return [ShopperFeatures.from_blob(row[0]) for row in rows]
 
 
+def consenting(conn: sqlite3.Connection, customer_ids: Iterable[str]) -> set[str]:
+    """Those of `customer_ids` who consented to personalization."""
+    ids = sorted(set(customer_ids))
+    found: set[str] = set()
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start:start + _LOOKUP_CHUNK]
+        found.update(row[0] for row in conn.execute(
+            "SELECT customer_id FROM customers WHERE consent_personalization = 1"
+            f" AND customer_id IN ({','.join('?' * len(chunk))})", chunk))
+    return found
+
+
 class FeatureUpdater:
-    """Applies sales to shopper features through one connection (the writer's)."""
+    """Applies sales to shopper features through one connection (the writer's). Only
+    shoppers who consented to personalization have features: a shopper who consents later
+    gets theirs from the sales kept (`sync_with_consent`)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -71,6 +85,8 @@ class FeatureUpdater:
         by_customer: dict[str, list[Sale]] = defaultdict(list)
         for sale in sales:
             by_customer[sale.customer_id].append(sale)
+        allowed = consenting(self._conn, by_customer)
+        by_customer = {who: group for who, group in by_customer.items() if who in allowed}
         if not by_customer:
             return 0
         self._learn_categories({pid for group in by_customer.values()
@@ -121,18 +137,7 @@ def rebuild_features(conn: sqlite3.Connection) -> int:
         if not shoppers:
             return replayed
         last = shoppers[-1]
-        marks = ",".join("?" * len(shoppers))
-        cursor = conn.execute(
-            "SELECT t.sale_id, t.customer_id, t.ts, t.total, i.product_id, i.quantity"
-            " FROM transactions t JOIN transaction_items i USING (sale_id)"
-            f" WHERE t.customer_id IN ({marks}) ORDER BY t.customer_id, t.ts, t.sale_id,"
-            " i.line_no", shoppers)
-        sales = []
-        for _, rows in groupby(cursor, key=itemgetter(0)):
-            rows = list(rows)
-            _, customer_id, ts, total, _, _ = rows[0]
-            sales.append(Sale(customer_id, epoch_seconds(ts), total,
-                              [(r[4], r[5]) for r in rows]))
+        sales = _sales_of(conn, shoppers)
         conn.execute("BEGIN IMMEDIATE")
         try:
             updater.apply(sales)
@@ -142,6 +147,46 @@ def rebuild_features(conn: sqlite3.Connection) -> int:
                 conn.execute("ROLLBACK")
             raise
         replayed += len(sales)
+
+
+def _sales_of(conn: sqlite3.Connection, shoppers: list[str]) -> list[Sale]:
+    """The stored sales of `shoppers`, oldest first per shopper."""
+    sales = []
+    for start in range(0, len(shoppers), _LOOKUP_CHUNK):
+        chunk = shoppers[start:start + _LOOKUP_CHUNK]
+        cursor = conn.execute(
+            "SELECT t.sale_id, t.customer_id, t.ts, t.total, i.product_id, i.quantity"
+            " FROM transactions t JOIN transaction_items i USING (sale_id)"
+            f" WHERE t.customer_id IN ({','.join('?' * len(chunk))})"
+            " ORDER BY t.customer_id, t.ts, t.sale_id, i.line_no", chunk)
+        for _, group in groupby(cursor, key=itemgetter(0)):
+            rows = list(group)
+            _, customer_id, ts, total, _, _ = rows[0]
+            sales.append(Sale(customer_id, epoch_seconds(ts), total,
+                              [(r[4], r[5]) for r in rows]))
+    return sales
+
+
+def sync_with_consent(conn: sqlite3.Connection, customer_ids: Iterable[str]) -> None:
+    """After consent changed (inside the caller's transaction): a shopper without consent
+    has no features; one who has it and none yet gets them from the sales kept."""
+    ids = sorted(set(customer_ids))
+    allowed = consenting(conn, ids)
+    withdrawn = [who for who in ids if who not in allowed]
+    for start in range(0, len(withdrawn), _LOOKUP_CHUNK):
+        chunk = withdrawn[start:start + _LOOKUP_CHUNK]
+        conn.execute("DELETE FROM shopper_features WHERE customer_id IN"
+                     f" ({','.join('?' * len(chunk))})", chunk)
+    have: set[str] = set()
+    wanted = sorted(allowed)
+    for start in range(0, len(wanted), _LOOKUP_CHUNK):
+        chunk = wanted[start:start + _LOOKUP_CHUNK]
+        have.update(row[0] for row in conn.execute(
+            "SELECT customer_id FROM shopper_features WHERE customer_id IN"
+            f" ({','.join('?' * len(chunk))})", chunk))
+    missing = sorted(allowed - have)
+    if missing:
+        FeatureUpdater(conn).apply(_sales_of(conn, missing))
 
 
 def ensure_features_current(conn: sqlite3.Connection) -> bool:

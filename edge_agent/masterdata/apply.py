@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge_agent.features.store import sync_with_consent
 from models.events import format_ts, utc_now
 from models.masterdata.records import (
     ConsentRecord,
@@ -57,6 +58,8 @@ def apply_records(conn: sqlite3.Connection, kind: str, rows: Sequence[tuple[int,
             return ApplyResult(kind, batch_id, version, 0, 0, already_applied=True)
         applier = _APPLIERS[kind]
         applied = applier(conn, records, version, [row for row, _ in rows])
+        if kind in ("customers", "consent"):  # features exist only with consent
+            sync_with_consent(conn, [r.customer_id for r in records])  # type: ignore[attr-defined]
         conn.execute("INSERT INTO master_data_batches (batch_id, kind, version, records,"
                      " applied_at) VALUES (?, ?, ?, ?, ?)",
                      (batch_id, kind, version, len(records), format_ts(utc_now())))

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 import sqlite_utils
 
 from edge_agent.settings import Settings
+from edge_agent.storage.consent import withhold_unconsented
 from edge_agent.storage.projections import (
     IN_CLAUSE_CHUNK,
     NewEvent,
@@ -136,6 +137,7 @@ class EventWriter:
         try:
             fresh = self._drop_duplicates(valid)
             result.duplicates = len(valid) - len(fresh)
+            fresh = withhold_unconsented(conn, fresh)
             for projection in self._projections:
                 projection.apply(conn, fresh)
             for item in fresh:

@@ -131,7 +131,7 @@ class SensorTables:
             e = item.event
             if isinstance(e, ZoneTraffic):
                 zones.append((e.event_id, item.device_id, item.ts, e.people, e.avg_dwell_s))
-            elif isinstance(e, Presence):
+            elif isinstance(e, Presence) and e.customer_id is not None:  # see consent.py
                 presence.append((e.event_id, item.device_id, e.customer_id, e.zone_id, item.ts))
             elif isinstance(e, Interaction):
                 interactions.append((e.event_id, item.device_id, e.customer_id, e.action,

@@ -40,3 +40,16 @@ def test_similar_products_respect_the_shoppers_diet(store: Store) -> None:
     vegan = store.get("/v1/products/MILK/similar", customer_id="C-VEGAN").json()
     assert vegan["similar"] == [] and vegan["filtered_for_diet"] is True
     assert store.get("/v1/products/NOPE/similar").status_code == 404
+
+
+def test_a_display_key_learns_nothing_about_a_shoppers_diet(weekly_shopper: Store) -> None:
+    """A public screen asking on a shopper's behalf is refused, whoever the shopper: the
+    answer is the same for a vegan with a milk allergy, a shopper without one, and nobody."""
+    store = weekly_shopper
+    answers = {who: store.get("/v1/products/MILK/similar", role="display", customer_id=who)
+               for who in ("C-VEGAN", "C-WEEKLY", "C-NOBODY")}
+    assert {r.status_code for r in answers.values()} == {403}
+    assert len({r.json()["error"]["message"] for r in answers.values()}) == 1
+    assert "customer_id" in answers["C-VEGAN"].json()["error"]["message"]
+    plain = store.get("/v1/products/MILK/similar", role="display").json()
+    assert plain["filtered_for_diet"] is False

@@ -16,15 +16,26 @@ def _line(product_id: str) -> dict:
     return {"product_id": product_id, "quantity": 1, "unit_price": 2.0}
 
 
+def _catalog(store: Store, *product_ids: str) -> None:
+    import sqlite_utils
+
+    db = sqlite_utils.Database(store.db_path)
+    db["products"].upsert_all([{"product_id": p, "name": p.title(), "category": p.lower(),
+                                "price": 2.0} for p in product_ids], pk="product_id",
+                              alter=True)
+    db.close()
+
+
 def test_trending_ranks_a_product_selling_faster_than_usual(store: Store) -> None:
+    _catalog(store, "SOUP", "BREAD")
     events = []
     # Bread sells steadily all week; soup sells only today, in many baskets.
     for day in range(1, 7):
         for _ in range(3):
             events.append(pos_event(ts=_ts(timedelta(days=-day)), items=[_line("BREAD")],
-                                    total=2.0))
+                                    customer_id=None, total=2.0))
     for minutes in range(8):
-        events.append(pos_event(ts=_ts(timedelta(minutes=-minutes * 10)),
+        events.append(pos_event(ts=_ts(timedelta(minutes=-minutes * 10)), customer_id=None,
                                 items=[_line("SOUP"), _line("BREAD")], total=4.0))
     for event in events:
         store.publisher.event(event)
@@ -32,6 +43,30 @@ def test_trending_ranks_a_product_selling_faster_than_usual(store: Store) -> Non
     items = store.get("/v1/trending", window_hours=3).json()["items"]
     assert [item["product_id"] for item in items] == ["SOUP", "BREAD"]
     assert items[0]["baskets"] == 8 and items[0]["lift"] > items[1]["lift"]
+
+
+def test_one_shoppers_baskets_or_unknown_products_do_not_trend(store: Store) -> None:
+    """Six sales of one product by one shopper, and a burst of anonymous sales of an id the
+    catalog does not have (what a rogue device on the store network sent), show nothing;
+    the same product bought by three shoppers does."""
+    _catalog(store, "SOUP")
+    events = [pos_event(ts=_ts(timedelta(minutes=-m)), customer_id="C-ONE",
+                        items=[_line("SOUP")], total=2.0) for m in range(6)]
+    events += [pos_event(ts=_ts(timedelta(minutes=-m)), customer_id=None,
+                         items=[_line('"><script>alert(1)</script>')], total=2.0)
+               for m in range(6)]
+    for event in events:
+        store.publisher.event(event)
+    wait_until(lambda: count(store.db_path, "SELECT count(*) FROM events") == len(events))
+    assert store.get("/v1/trending", window_hours=3).json()["items"] == []
+    more = [pos_event(ts=_ts(timedelta(minutes=-1)), customer_id=who, items=[_line("SOUP")],
+                      total=2.0) for who in ("C-TWO", "C-THREE")]
+    for event in more:
+        store.publisher.event(event)
+    wait_until(lambda: count(store.db_path, "SELECT count(*) FROM events") == len(events) + 2)
+    # Another window than the first call's, which the trending cache still holds.
+    trending = store.get("/v1/trending", window_hours=2).json()["items"]
+    assert [item["product_id"] for item in trending] == ["SOUP"]
 
 
 def test_restock_alert_appears_when_a_shelf_runs_empty(store: Store) -> None:

@@ -36,6 +36,9 @@ def _db(tmp_path: Path) -> sqlite_utils.Database:
         {"product_id": "MILK", "name": "Milk", "category": "milk"},
         {"product_id": "BREAD", "name": "Bread", "category": "bread"},
         {"product_id": "SOAP", "name": "Soap", "category": "laundry"}])
+    # Features exist only for shoppers who consented to personalization.
+    db["customers"].insert_all([{"customer_id": c, "consent_personalization": 1}
+                                for c in ("C1", "C2", "C3")])
     return db
 
 
@@ -131,3 +134,27 @@ def test_renaming_a_field_of_the_stored_state_changes_its_version() -> None:
     assert _layout_fingerprint(outer) != _layout_fingerprint(outer_renamed)
     assert _layout_fingerprint(outer) == _layout_fingerprint(
         dataclasses.make_dataclass("Outer", [("items", dict[str, inner])]))
+
+
+def test_features_follow_consent_given_and_withdrawn(tmp_path: Path) -> None:
+    """No features for a shopper without consent; consent given later builds them from the
+    sales kept (the same state as live updates would have), and a withdrawal deletes them."""
+    from edge_agent.masterdata.apply import apply_records
+
+    db = _db(tmp_path)
+    writer = _writer(db)
+    db["customers"].insert({"customer_id": "C4", "consent_personalization": 0})
+    for day, customer in ((1, "C1"), (1, "C4"), (8, "C1"), (8, "C4"), (9, "C-UNKNOWN")):
+        writer.write_batch([_sale(day, "MILK", "BREAD", customer=customer)])
+    assert load_features(db.conn, "C4") is None
+    assert load_features(db.conn, "C-UNKNOWN") is None
+    apply_records(db.conn, "consent", [(1, {"customer_id": "C4",
+                                            "consent_personalization": True})],
+                  version=1, batch_id="consent-1")
+    given = load_features(db.conn, "C4")
+    assert given is not None and given == load_features(db.conn, "C1")  # same purchases
+    apply_records(db.conn, "consent", [(1, {"customer_id": "C4",
+                                            "consent_personalization": False})],
+                  version=2, batch_id="consent-2")
+    assert load_features(db.conn, "C4") is None
+    assert load_features(db.conn, "C1") is not None

@@ -62,6 +62,14 @@ def rows(db_path: Path, sql: str, *params: Any) -> list[sqlite3.Row]:
         conn.close()
 
 
+def consenting_shopper(db_path: Path, customer_id: str) -> None:
+    """A loyalty member who consented to personalization: their features, presence and
+    clicks are kept (everyone else's are not)."""
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT OR REPLACE INTO customers (customer_id, consent_personalization)"
+                     " VALUES (?, 1)", (customer_id,))
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

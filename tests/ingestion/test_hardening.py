@@ -26,6 +26,7 @@ from models.events import format_ts
 from tests.ingestion.conftest import (
     STORE,
     Publisher,
+    consenting_shopper,
     count,
     pos_event,
     presence_event,
@@ -144,6 +145,7 @@ def test_far_off_readings_do_not_freeze_a_shelf_or_a_display(
 
 def test_a_sale_retried_under_three_event_ids_counts_once_everywhere(
         store_agent: StoreAgent, publisher: Publisher) -> None:
+    consenting_shopper(store_agent.db_path, "C-RETRY")  # features exist only with consent
     sale = pos_event(customer_id="C-RETRY", items=[
         {"product_id": "P-MILK", "quantity": 2, "unit_price": 1.0}], total=2.0)
     for _ in range(3):  # the till timed out waiting for its ack, twice

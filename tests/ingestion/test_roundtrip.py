@@ -11,6 +11,7 @@ import pytest
 from edge_agent.agent import Agent
 from tests.ingestion.conftest import (
     Publisher,
+    consenting_shopper,
     count,
     interaction_event,
     pos_event,
@@ -77,6 +78,7 @@ def test_shelf_reading_updates_shelf_state_only_when_newer(agent: Agent, publish
 def test_sensor_and_interaction_events_land_in_their_table(
         agent: Agent, publisher: Publisher, db_path: Path, make: Any, table: str,
         expected: dict[str, Any]) -> None:
+    consenting_shopper(db_path, "C00001")  # presence is kept only with consent
     event = make()
     publisher.event(event)
     wait_until(lambda: _stored(db_path, event["event_id"]), what=table)

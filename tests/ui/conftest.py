@@ -63,7 +63,8 @@ def regular(live_store: LiveStore) -> LiveStore:
         live_store.publisher.event(pos_event(
             customer_id=customer, ts=days_ago(age), total=2.0 * len(products),
             items=[{"product_id": p, "quantity": 1, "unit_price": 2.0} for p in products]))
-    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM shopper_features") == 2)
+    # Features only for the shopper who consented (C-PRIVATE did not).
+    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM shopper_features") == 1)
     return live_store
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_agent.demo.catalog import Product, generate_catalog
+from edge_agent.queries.trending import MIN_TRENDING_BUYERS
 from tests.api.conftest import days_ago, seed_catalog
 from tests.ingestion.conftest import (
     STORE,
@@ -110,14 +111,15 @@ def run_shelves_low(db_path: Path, publisher: Publisher, catalog: list[Product],
 
 
 def sell_now(db_path: Path, publisher: Publisher, products: list[Product]) -> None:
-    """One basket per product, this minute: what a display shows as selling now."""
+    """A few baskets per product (enough buyers to trend), this minute: what a display
+    shows as selling now."""
     before = count(db_path, "SELECT count(*) FROM events")
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for repeat, product in enumerate(products):
-        for _ in range(1 + repeat % 3):
+        for _ in range(MIN_TRENDING_BUYERS + repeat % 3):
             publisher.event(pos_event(ts=now, total=product.price, customer_id=None,
                                       items=[{"product_id": product.product_id, "quantity": 1,
                                               "unit_price": product.price}]))
-    sold = sum(1 + repeat % 3 for repeat in range(len(products)))
+    sold = sum(MIN_TRENDING_BUYERS + repeat % 3 for repeat in range(len(products)))
     wait_until(lambda: count(db_path, "SELECT count(*) FROM events") == before + sold,
                what="this hour's sales")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from edge_agent.queries.trending import MIN_TRENDING_BUYERS
 from tests.api.conftest import days_ago, seed_catalog
 from tests.ingestion.conftest import count, pos_event, shelf_event, wait_until
 from tests.ui.conftest import LiveStore
@@ -29,9 +30,12 @@ def test_display_page_refreshes_itself(live_store: LiveStore, page: object) -> N
     page.goto(live_store.page_url("display", "display", refresh="1"))  # type: ignore[attr-defined]
     page.get_by_text("Fresh offers are on their way.").wait_for()  # type: ignore[attr-defined]
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    live_store.publisher.event(pos_event(ts=now, items=[
-        {"product_id": "P000099", "quantity": 1, "unit_price": 3.0}], total=3.0))
-    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM events") == 1)
+    _catalog_product(live_store, "P000099")
+    for _ in range(MIN_TRENDING_BUYERS):  # enough different (anonymous) buyers to trend
+        live_store.publisher.event(pos_event(ts=now, customer_id=None, items=[
+            {"product_id": "P000099", "quantity": 1, "unit_price": 3.0}], total=3.0))
+    wait_until(lambda: count(live_store.db_path, "SELECT count(*) FROM events")
+               == MIN_TRENDING_BUYERS)
     page.locator("li[data-product='P000099']").wait_for(timeout=DISPLAY_CATCHES_UP_MS)  # type: ignore[attr-defined]
     assert int(page.evaluate("document.body.dataset.refreshes")) >= 2  # type: ignore[attr-defined]
 
@@ -78,8 +82,18 @@ def test_zone_display_shows_what_sells_in_that_zone(live_store: LiveStore,
     store_map = StoreMap("supermarket")
     zone = next(z for z in store_map.layout.zones if "milk" in (store_map.zone_categories(z) or ()))
     page.goto(live_store.page_url("display", "display", refresh="1", zone=zone))  # type: ignore[attr-defined]
-    live_store.publisher.event(pos_event(ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                                         items=[{"product_id": "MILK", "quantity": 1,
-                                                 "unit_price": 1.1}], total=1.1))
+    for _ in range(MIN_TRENDING_BUYERS):
+        live_store.publisher.event(pos_event(
+            ts=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), customer_id=None,
+            items=[{"product_id": "MILK", "quantity": 1, "unit_price": 1.1}], total=1.1))
     page.locator("li[data-product='MILK']").wait_for(timeout=DISPLAY_CATCHES_UP_MS)  # type: ignore[attr-defined]
     assert page.locator("header h1").inner_text().startswith("Popular in")  # type: ignore[attr-defined]
+
+
+def _catalog_product(store: LiveStore, product_id: str) -> None:
+    import sqlite_utils
+
+    db = sqlite_utils.Database(store.db_path)
+    db["products"].upsert({"product_id": product_id, "name": "Pea soup", "category": "soup",
+                           "price": 3.0}, pk="product_id", alter=True)
+    db.close()

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from edge_agent.api.auth import Caller, allow
+from edge_agent.api.auth import Caller, NotPermitted, allow
 from edge_agent.api.errors import UnknownProduct
 from edge_agent.api.personal import shopper_errors
 from edge_agent.api.routes import API_PREFIX
@@ -68,10 +68,11 @@ async def search(state: State,
 
 @router.get("/{product_id}/similar", response_model=SimilarResponse,
             summary="Products like this one: same category, close in price, in stock first",
-            responses={404: {"description": "unknown product or shopper"}})
+            responses={403: {"description": "a display key naming a shopper"},
+                       404: {"description": "unknown product or shopper"}})
 async def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
                 state: State,
-                _caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))],
+                caller: Annotated[Caller, Depends(allow("display", "kiosk", "staff"))],
                 limit: Annotated[int, Query(ge=1, le=50)] = 8,
                 customer_id: Annotated[str | None, Query(
                     min_length=1, max_length=MAX_ID_LENGTH,
@@ -80,6 +81,11 @@ async def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=M
     conn = state.reads.get()
     restrictions: tuple[str, ...] = ()
     allergens: tuple[str, ...] = ()
+    if customer_id is not None and caller.role == "display":
+        # A public screen must learn nothing of a shopper's health (a filtered answer would
+        # tell whom it was filtered for), so it may not name one at all.
+        raise NotPermitted("customer_id: a display key cannot ask on a shopper's behalf",
+                           field="customer_id")
     if customer_id is not None:
         with shopper_errors():
             profile = profiles.load_profile(conn, customer_id)
