@@ -190,17 +190,17 @@ def _import(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     import tempfile
-    from datetime import UTC, datetime
 
     from edge_agent.store_training import TRAINED_MARKER, train_store_models
     from models.bundle import build_bundle, load_private_key
+    from models.bundle.version import time_version
 
     settings = settings_from_args(args)
     if not settings.db.is_file():
         raise SettingsError(f"db (EDGE_DB): {settings.db} does not exist")
     if not args.key.is_file():
         raise SettingsError(f"key: {args.key} does not exist")
-    version = args.bundle_version or datetime.now(UTC).strftime("%Y.%m.%d.%H%M%S")
+    version = args.bundle_version or time_version()
     with tempfile.TemporaryDirectory(prefix="edge-train-") as work:
         models_dir = train_store_models(settings.db, Path(work) / "models", timing_from="store")
         # Written beside its place, then renamed into it: a watcher of that folder never sees

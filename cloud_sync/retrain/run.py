@@ -25,12 +25,12 @@ from typing import Any
 from cloud_sync.retrain.config import CHAIN_SCOPE, HoldoutConfig, LakeLocation
 from cloud_sync.retrain.tasks import FAILED, Champion, ScopeResult, retrain_scope
 from models.bundle import build_bundle, load_private_key, verify_bundle
+from models.bundle.version import TIME_VERSION_FORMAT, time_version
 
 logger = logging.getLogger(__name__)
 
 EXIT_PASSED = 0
 EXIT_REFUSED = 3  # 2 is the command line's "error" (bad arguments, unreachable lake)
-VERSION_FORMAT = "%Y.%m.%d.%H%M%S"
 CANDIDATES_PREFIX = "candidates/"
 BUNDLE_FILE = "bundle.tar.gz"
 
@@ -95,7 +95,7 @@ def retrain(request: RetrainRequest) -> RetrainOutcome:
     signing_key = load_private_key(request.key)  # fail before hours of training
     champion = load_champion(request, signing_key)
     categories = load_catalog(request.catalog, request.location) if request.catalog else None
-    run_id = datetime.now(UTC).strftime(VERSION_FORMAT)
+    run_id = time_version()
     with dask_client(request.workers, request.scheduler) as client:
         workers = len(client.scheduler_info()["workers"])
         shared = client.scatter(champion, broadcast=True) if champion else None
@@ -156,12 +156,13 @@ def next_version(champion_version: str | None, now: datetime | None = None) -> s
     moment = (now or datetime.now(UTC)).replace(microsecond=0)
     if champion_version:
         try:
-            previous = datetime.strptime(champion_version, VERSION_FORMAT).replace(tzinfo=UTC)
+            previous = datetime.strptime(champion_version, TIME_VERSION_FORMAT).replace(
+                tzinfo=UTC)
         except ValueError:
             previous = None
         if previous is not None and moment <= previous:
             moment = previous + timedelta(seconds=1)
-    return moment.strftime(VERSION_FORMAT)
+    return time_version(moment)
 
 
 def load_champion(request: RetrainRequest, signing_key: Any) -> Champion | None:

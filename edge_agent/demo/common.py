@@ -56,8 +56,9 @@ def demo_settings(settings: Settings, broker: MosquittoBroker | EmbeddedBroker |
         update["mqtt_username"] = agent.username
         update["mqtt_password"] = SecretStr(agent.password)
     demo_dir = Path(update.get("db", settings.db)).parent
-    if settings.model_public_key is None:
-        # The demo signs the bundles it trains from its own history with a key of its own.
+    if settings.model_public_key is None and "model_public_key" not in update:
+        # The demo signs the bundles it trains from its own history with a key of its own
+        # (in a fleet, the chain's key: `update`).
         update["model_public_key"] = demo_public_key(demo_dir)
         if (demo_dir / DEMO_BUNDLE).exists():
             update["model_bundle"] = demo_dir / DEMO_BUNDLE

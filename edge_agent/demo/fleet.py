@@ -26,11 +26,13 @@ from edge_agent.demo.common import (
     EXIT_OK,
     EXIT_USAGE,
     broker_accounts,
+    demo_public_key,
     demo_settings,
     make_simulation,
     port_in_use,
     start_local_broker,
 )
+from edge_agent.demo.release import release_when_trained
 from edge_agent.demo.store import DemoStore, open_store
 from edge_agent.settings import Settings
 from edge_agent.simulator.cli import stop_on_signals
@@ -41,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 CLOUD_DIR, FLEET_DIR = "cloud", "fleet"  # beside the stores' directories
 LAKE_PROGRESS_EVERY_S = 10.0
+# The stores ask for release jobs this often besides being notified (a demo need not wait).
+RELEASE_POLL_S = 5.0
 SIMULATOR_JOIN_TIMEOUT_S = 30.0
 
 
@@ -101,13 +105,15 @@ def run_fleet(settings: Settings, args: argparse.Namespace, count: int) -> int:
             print(f"edge-agent demo: the local cloud did not start: {exc}")
             return EXIT_FAILURE
         stores = []
+        fleet_key = settings.model_public_key or demo_public_key(root)  # the chain's key
         for store_settings, simulation in zip(planned, simulations, strict=True):
             if stop.is_set():  # Ctrl-C while starting: undo what is up, say so
                 print("edge-agent demo: stopped while starting")
                 return EXIT_OK
             store_settings = demo_settings(
                 store_settings, broker, db=store_settings.db,
-                cloud_credentials=cloud.credentials[store_settings.store_id])
+                cloud_credentials=cloud.credentials[store_settings.store_id],
+                model_public_key=fleet_key, model_update_poll_s=RELEASE_POLL_S)
             try:
                 accounts = broker_accounts(broker, store_settings.store_id)
                 store = open_store(store_settings, simulation, cleanup,
@@ -122,6 +128,7 @@ def run_fleet(settings: Settings, args: argparse.Namespace, count: int) -> int:
         simulators = Simulators(stores, stop)
         # Registered last, so run first: nothing they publish to goes before they stop.
         cleanup.callback(simulators.join)
+        release_when_trained(cloud, stores, root, stop)
         _watch_lake(cloud, stores, stop, simulators)
         simulators.join()
         for store in stores:

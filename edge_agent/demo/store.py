@@ -57,6 +57,7 @@ def train_in_background(server: BackgroundServer, settings: Settings, published:
     starve ingestion, the uplinks and the pages, and delay the first store's models.
     A demo stopping (`stop`) before training began gives it up quietly."""
     from edge_agent.store_training import sign_store_bundle, train_store_models
+    from models.bundle.version import time_version
 
     stop = stop or threading.Event()
 
@@ -78,8 +79,11 @@ def train_in_background(server: BackgroundServer, settings: Settings, published:
                 return
             demo_dir = settings.db.parent
             models = train_store_models(settings.db, demo_dir / DEMO_MODELS)
-            bundle, _ = sign_store_bundle(models, demo_dir / DEMO_KEYS, demo_dir / DEMO_BUNDLE,
-                                          version=f"demo-{int(time.time())}")
+            # Signed with the key pair the store trusts (a fleet's: the chain's own).
+            keys = (settings.model_public_key.parent if settings.model_public_key
+                    else demo_dir / DEMO_KEYS)
+            bundle, _ = sign_store_bundle(models, keys, demo_dir / DEMO_BUNDLE,
+                                          version=time_version())
             loaded = server.app.state.serving.models.load(bundle)
             print(f"models {loaded.version} trained on {settings.store_id}'s history and loaded "
                   f"({', '.join(loaded.model_names)})", flush=True)

@@ -109,15 +109,15 @@ class ModelUpdater:
         if doc.operation == ROLLBACK:
             self._roll_back_to(execution, doc)
             return
-        current = self._registry.current
-        if current is None or current.version != doc.version:
-            try:
-                self._install(execution, doc)
-            except (BundleRefused, DownloadError) as exc:
-                reason = exc.reason if isinstance(exc, BundleRefused) else str(exc)
-                self._finish(execution, "FAILED", StatusDetails("refused", doc.version,
-                                                                reason=reason))
-                return
+        # Installed even when the version is the one served (a restart in probation): the
+        # job's archive must be that very bundle, and only its signed manifest can say so.
+        try:
+            self._install(execution, doc)
+        except (BundleRefused, DownloadError) as exc:
+            reason = exc.reason if isinstance(exc, BundleRefused) else str(exc)
+            self._finish(execution, "FAILED", StatusDetails("refused", doc.version,
+                                                            reason=reason))
+            return
         self._report(execution, StatusDetails("probation", doc.version))
         window, breach = self._probation(doc)
         if window is None:
@@ -137,13 +137,14 @@ class ModelUpdater:
                                                         reason=breach, **health))
 
     def _install(self, execution: JobExecution, doc: JobDocument) -> None:
-        self._fetch(execution, doc)
+        self._fetch(execution, doc, reuse_installed=False)
         self._report(execution, StatusDetails("verifying", doc.version))
         self._registry.serve_version(doc.version)  # smoke test; refused unless newer
 
-    def _fetch(self, execution: JobExecution, doc: JobDocument) -> None:
-        """Make sure the job's bundle is installed (downloaded and verified) here."""
-        if doc.version in self._library.versions():
+    def _fetch(self, execution: JobExecution, doc: JobDocument, reuse_installed: bool) -> None:
+        """Make sure the job's bundle is installed (downloaded and verified) here. Another
+        bundle signed with the same version is refused by the install."""
+        if reuse_installed and doc.version in self._library.versions():
             return
         self._report(execution, StatusDetails("downloading", doc.version))
         archive = self._library.directory / DOWNLOADS_DIR / f"{execution.job_id}.tar.gz"
@@ -178,7 +179,8 @@ class ModelUpdater:
         current = self._registry.current
         if current is None or current.version != doc.version:
             try:
-                self._fetch(execution, doc)
+                # A version this store already holds is the one to go back to.
+                self._fetch(execution, doc, reuse_installed=True)
                 self._registry.serve_version(doc.version, rollback=True)
             except (BundleRefused, DownloadError) as exc:
                 reason = exc.reason if isinstance(exc, BundleRefused) else str(exc)

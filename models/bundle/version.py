@@ -7,6 +7,7 @@ Versions compare part by part, digit runs as numbers: `2026.12.06.9` < `2026.12.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 _PARTS = re.compile(r"\d+|[^\d.\-_+]+")
 
@@ -19,3 +20,12 @@ def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
 
 def is_newer(candidate: str, than: str) -> bool:
     return version_key(candidate) > version_key(than)
+
+
+TIME_VERSION_FORMAT = "%Y.%m.%d.%H%M%S"
+
+
+def time_version(now: datetime | None = None) -> str:
+    """A new bundle's version from the UTC time (`2026.12.06.081500`): later is newer, and
+    every trainer (a store's own, the demo's, the cloud's retraining) orders alike."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime(TIME_VERSION_FORMAT)

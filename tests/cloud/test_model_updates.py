@@ -110,7 +110,7 @@ def test_a_release_is_downloaded_verified_served_and_reported(
     assert published.payloads == []
 
 
-@pytest.mark.parametrize("problem", ["tampered", "older", "unsigned"])
+@pytest.mark.parametrize("problem", ["tampered", "older", "unsigned", "same-version"])
 def test_a_bad_release_is_refused_and_the_served_model_stays(
         local_cloud: LocalCloud, store: RunningAgent, bundles: Bundles, tmp_path: Path,
         problem: str) -> None:
@@ -118,6 +118,9 @@ def test_a_bad_release_is_refused_and_the_served_model_stays(
         archive = bundles.build(tmp_path / "v2.tar.gz", "test-2")
         job = release(local_cloud, store.store, archive, "test-2",
                       body=archive.read_bytes()[:-10] + bytes(10))
+    elif problem == "same-version":  # another bundle signed as the version served
+        archive = bundles.build(tmp_path / "v1-again.tar.gz", "test-1")
+        job = release(local_cloud, store.store, archive, "test-1")
     elif problem == "older":
         archive = bundles.build(tmp_path / "v0.tar.gz", "test-0")
         job = release(local_cloud, store.store, archive, "test-0")
