@@ -17,7 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from cloud_sync.link.jobs import JobExecution, JobsClient, JobsError
+from cloud_sync.link.jobs import JobExecution, JobRejected, JobsClient, JobsError
 from cloud_sync.link.mqtt import LinkClient
 from cloud_sync.release.document import (
     ROLLBACK,
@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 DOWNLOADS_DIR = ".downloads"  # inside the bundle folder; a dot name, so never a "drop"
 PROBATION_CHECK_S = 1.0
+# How often a store on probation asks whether the cloud cancelled its job (besides when a
+# notification says its pending jobs changed).
+CANCEL_CHECK_S = 5.0
+CANCELLED_PREFIX = "the job was"
 UNKNOWN_VERSION = "unknown"
 
 
@@ -119,7 +123,7 @@ class ModelUpdater:
                                                             reason=reason))
             return
         self._report(execution, StatusDetails("probation", doc.version))
-        window, breach = self._probation(doc)
+        window, breach = self._probation(execution, doc)
         if window is None:
             return  # stopping: the execution stays IN_PROGRESS and is taken up on restart
         health = {"requests": window.requests, "error_rate": round(window.error_rate, 6),
@@ -133,6 +137,8 @@ class ModelUpdater:
             breach += f"; could not roll back: {exc}"
             back = doc.version
         logger.error("model %s rolled back to %s on probation: %s", doc.version, back, breach)
+        if breach.startswith(CANCELLED_PREFIX):
+            return  # the cloud ended the execution: nothing more to report on it
         self._finish(execution, "FAILED", StatusDetails("rolled-back", doc.version,
                                                         reason=breach, **health))
 
@@ -160,20 +166,41 @@ class ModelUpdater:
             raise BundleRefused(bundle.version, f"the bundle is version {bundle.version},"
                                 f" the job names {doc.version}")
 
-    def _probation(self, doc: JobDocument) -> tuple[HealthWindow | None, str | None]:
+    def _probation(self, execution: JobExecution, doc: JobDocument
+                   ) -> tuple[HealthWindow | None, str | None]:
         """Watch this store's serving health for the job's probation; the first breach ends
-        it. (None, None) when the agent stops meanwhile."""
+        it, and so does the cloud cancelling the job (an aborted release goes back at once,
+        not when the probation would have ended). (None, None) when the agent stops."""
         start = snapshot(self._metrics)
-        waited = 0.0
+        waited, asked = 0.0, 0.0
         while True:
             window = snapshot(self._metrics).since(start)
             breach = window.breach(doc.max_error_rate, doc.max_p99_ms)
             if breach is not None or waited >= doc.probation_s:
                 return window, breach
+            if self._wake.is_set() or waited - asked >= CANCEL_CHECK_S:
+                self._wake.clear()
+                asked = waited
+                ended = self._ended_by_cloud(execution.job_id)
+                if ended is not None:
+                    return window, f"{CANCELLED_PREFIX} {ended} during probation"
             step = min(PROBATION_CHECK_S, doc.probation_s - waited)
             if self._stop.wait(step):
                 return None, None
             waited += step
+
+    def _ended_by_cloud(self, job_id: str) -> str | None:
+        """The execution's status if the cloud ended it (cancelled, removed, timed out)."""
+        assert self._jobs is not None
+        try:
+            found = self._jobs.describe(job_id, include_document=False)
+        except JobRejected as exc:
+            return exc.code if exc.code == "ResourceNotFound" else None
+        except JobsError:
+            return None  # no answer now: asked again at the next check
+        if found is not None and found.status in ("CANCELED", "REMOVED", "TIMED_OUT"):
+            return found.status
+        return None
 
     def _roll_back_to(self, execution: JobExecution, doc: JobDocument) -> None:
         current = self._registry.current
