@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # bundles and the record of the version served; a restart serves that version. A newer
     # bundle dropped into the folder is served when seen; `model_bundle` is offered at start.
     model_public_key: Path | None = None
+    # The public half of the key this store signs its own bundles with (`edge-agent train`):
+    # trusted beside the fleet's, so a store can serve its own models and the chain's.
+    model_store_key: Path | None = None
     model_bundle: Path | None = None
     model_bundle_dir: Path | None = None
     model_watch_interval_s: float = Field(default=10.0, gt=0)

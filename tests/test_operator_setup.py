@@ -57,9 +57,12 @@ def write_chain_exports(folder: Path) -> tuple[Path, Path, list[Shopper]]:
 def agent_process(mosquitto_broker: MosquittoBroker, tmp_path: Path
                   ) -> Iterator[tuple[str, Path, Path, list[Shopper]]]:
     db = tmp_path / "edge.db"
-    keys = tmp_path / "keys"
-    subprocess.run([sys.executable, "-m", "models", "keygen", "--out", str(keys)], check=True,
-                   capture_output=True, timeout=60)
+    # The chain's fleet key (its releases) and the store's own (its own training): both
+    # trusted, each signing what it signs.
+    keys, fleet_keys = tmp_path / "keys", tmp_path / "fleet-keys"
+    for folder in (keys, fleet_keys):
+        subprocess.run([sys.executable, "-m", "models", "keygen", "--out", str(folder)],
+                       check=True, capture_output=True, timeout=60)
     incoming = tmp_path / "bundles"
     incoming.mkdir()
     catalog_csv, customers, shoppers = write_chain_exports(tmp_path)
@@ -68,7 +71,8 @@ def agent_process(mosquitto_broker: MosquittoBroker, tmp_path: Path
     # This store is a small one: its own floor plan, not the shipped supermarket default.
     cli("import", "layout", str(LAYOUT_DIR / "convenience.json"), "--db", str(db))
     port = free_port()
-    env = {**os.environ, "EDGE_MODEL_PUBLIC_KEY": str(keys / "bundle_signing_key.pub.pem"),
+    env = {**os.environ, "EDGE_MODEL_PUBLIC_KEY": str(fleet_keys / "bundle_signing_key.pub.pem"),
+           "EDGE_MODEL_STORE_KEY": str(keys / "bundle_signing_key.pub.pem"),
            "EDGE_MODEL_BUNDLE_DIR": str(incoming), "EDGE_MODEL_WATCH_INTERVAL_S": "0.5",
            "EDGE_API_KEYS": json.dumps([{"name": "kiosk", "role": "kiosk", "key": KIOSK_KEY}])}
     process = subprocess.Popen(

@@ -24,8 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from models.bundle import BundleError, VerifiedBundle, verify_bundle
-from models.bundle.keys import FleetPublicKey
-from models.bundle.verify import ARCHIVE_SUFFIXES
+from models.bundle.verify import ARCHIVE_SUFFIXES, TrustedKeys
 from models.bundle.version import version_key
 
 logger = logging.getLogger(__name__)
@@ -53,8 +52,7 @@ class ServingRecord:
 
 
 class BundleLibrary:
-    def __init__(self, directory: Path, public_key: FleetPublicKey | Path,
-                 budget_bytes: int) -> None:
+    def __init__(self, directory: Path, public_key: TrustedKeys, budget_bytes: int) -> None:
         self.directory = Path(directory).resolve()
         self.installed_dir = self.directory / INSTALLED_DIR
         self._public_key = public_key

@@ -29,7 +29,9 @@ def open_library(settings: Settings) -> BundleLibrary | None:
     """The store's bundle folder, or None when no fleet public key is configured."""
     if settings.model_public_key is None:
         return None
-    return BundleLibrary(settings.bundle_folder, settings.model_public_key,
+    trusted = [settings.model_public_key] + (
+        [settings.model_store_key] if settings.model_store_key is not None else [])
+    return BundleLibrary(settings.bundle_folder, trusted,
                          budget_bytes=int(settings.model_bundle_budget_mb * 1024 * 1024))
 
 

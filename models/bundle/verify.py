@@ -17,6 +17,7 @@ import logging
 import os
 import stat
 import tarfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -91,12 +92,16 @@ class VerifiedBundle:
                 os.fsync(out.fileno())
 
 
-def verify_bundle(path: Path, public_key: FleetPublicKey | Path) -> VerifiedBundle:
-    """Verify ``path`` (a directory or ``.tar.gz``) against ``public_key``.
+TrustedKeys = FleetPublicKey | Path | Sequence[FleetPublicKey | Path]
+
+
+def verify_bundle(path: Path, public_key: TrustedKeys) -> VerifiedBundle:
+    """Verify ``path`` (a directory or ``.tar.gz``) against ``public_key``, or against any
+    of several trusted keys (a store trusts the fleet's key and, optionally, its own).
 
     Raises a :class:`BundleError` subclass naming the problem.
     """
-    key = public_key if isinstance(public_key, FleetPublicKey) else load_public_key(public_key)
+    key = trusted_keys(public_key)
     path = Path(path)
     if path.name.endswith(ARCHIVE_SUFFIXES) and path.is_file() and not path.is_symlink():
         bundle = _verify_archive(path, key)
@@ -109,9 +114,24 @@ def verify_bundle(path: Path, public_key: FleetPublicKey | Path) -> VerifiedBund
     return bundle
 
 
+def trusted_keys(keys: TrustedKeys) -> list[FleetPublicKey]:
+    """The keys a bundle may be signed with, loaded."""
+    listed = [keys] if isinstance(keys, FleetPublicKey | Path | str) else list(keys)
+    if not listed:
+        raise SignatureError("no trusted public key to verify against")
+    return [k if isinstance(k, FleetPublicKey) else load_public_key(Path(k)) for k in listed]
+
+
 def _signed_manifest(manifest_bytes: bytes, signature: bytes,
-                     key: FleetPublicKey) -> dict[str, Any]:
-    signing.verify(manifest_bytes, signature, key)
+                     keys: list[FleetPublicKey]) -> dict[str, Any]:
+    for key in keys[:-1]:
+        try:
+            signing.verify(manifest_bytes, signature, key)
+            break
+        except SignatureError:
+            continue  # the next trusted key may have signed it
+    else:
+        signing.verify(manifest_bytes, signature, keys[-1])
     return parse_manifest(manifest_bytes)
 
 
@@ -122,7 +142,7 @@ def _checked(name: str, data: bytes, listed: ListedFile) -> bytes:
 
 
 # ------------------------------------------------------------------------------ directory
-def _verify_directory(root: Path, key: FleetPublicKey) -> VerifiedBundle:
+def _verify_directory(root: Path, key: list[FleetPublicKey]) -> VerifiedBundle:
     manifest_bytes = _read_regular(root, MANIFEST_FILE, ManifestError, MAX_MANIFEST_BYTES)
     signature = _read_regular(root, SIGNATURE_FILE, SignatureError, MAX_SIGNATURE_BYTES)
     manifest = _signed_manifest(manifest_bytes, signature, key)
@@ -167,7 +187,7 @@ def _refuse_unlisted(root: Path, listed: set[str]) -> None:
 
 
 # -------------------------------------------------------------------------------- archive
-def _verify_archive(archive: Path, key: FleetPublicKey) -> VerifiedBundle:
+def _verify_archive(archive: Path, key: list[FleetPublicKey]) -> VerifiedBundle:
     """Stream the archive once: manifest, signature, then each listed file in turn."""
     try:
         with tarfile.open(archive, "r|gz") as tar:
@@ -176,7 +196,7 @@ def _verify_archive(archive: Path, key: FleetPublicKey) -> VerifiedBundle:
         raise BundleError(f"the archive cannot be read ({type(exc).__name__})") from None
 
 
-def _verify_stream(tar: tarfile.TarFile, key: FleetPublicKey) -> VerifiedBundle:
+def _verify_stream(tar: tarfile.TarFile, key: list[FleetPublicKey]) -> VerifiedBundle:
     members = iter(tar)
     manifest_bytes = _next_member(tar, members, MANIFEST_FILE, MAX_MANIFEST_BYTES)
     signature = _next_member(tar, members, SIGNATURE_FILE, MAX_SIGNATURE_BYTES)

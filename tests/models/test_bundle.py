@@ -258,3 +258,12 @@ def test_refusals_name_no_path_of_the_machine(keys: tuple[Path, Path], tmp_path:
     with pytest.raises(BundleError) as refused:
         verify_bundle(broken, keys[1])
     assert str(tmp_path) not in str(refused.value)
+
+
+def test_a_bundle_verifies_against_any_of_the_trusted_keys(bundle: Path, keys: tuple[Path, Path],
+                                                            tmp_path: Path) -> None:
+    """A store trusts the fleet's key and its own: either may have signed a bundle."""
+    _, other_public = generate_keypair(tmp_path / "other")
+    assert verify_bundle(bundle, [other_public, keys[1]]).version == "1.2.3"
+    with pytest.raises(SignatureError):
+        verify_bundle(bundle, [other_public])
