@@ -52,7 +52,9 @@ def memory_of(pid: int) -> tuple[float, float]:
 
 def processes_by_role(roots: dict[str, int], roles_of_children: dict[str, str]
                       ) -> list[tuple[str, int]]:
-    """Every live process of the roots' trees as (role, pid), named as in `cpu_by_role`."""
+    """Every live process of the roots' trees as (role, pid): each root under its own name,
+    each descendant under the role whose marker (a piece of its command line) it matches,
+    else under its root's name."""
     stats = {pid: s for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
              if (s := _stat(pid)) is not None}
     root_of = {pid: name for name, pid in roots.items()}
@@ -76,20 +78,7 @@ def cpu_by_role(roots: dict[str, int], roles_of_children: dict[str, str]) -> dic
     """CPU seconds so far per role: each root process under its own name, and each of its
     descendants under the role whose marker (a piece of its command line) it matches, else
     under its root's name."""
-    stats = {pid: s for pid in map(int, filter(str.isdigit, os.listdir("/proc")))
-             if (s := _stat(pid)) is not None}
-    root_of = {pid: name for name, pid in roots.items()}
     totals: dict[str, float] = dict.fromkeys(roots, 0.0)
-    for pid, (_, seconds) in stats.items():
-        ancestor, name = pid, None
-        while ancestor in stats and name is None:
-            name = root_of.get(ancestor)
-            ancestor = stats[ancestor][0]
-        if name is None:
-            continue
-        if pid != roots[name]:
-            command = _command(pid)
-            name = next((role for marker, role in roles_of_children.items()
-                         if marker in command), name)
-        totals[name] = totals.get(name, 0.0) + seconds
+    for role, pid in processes_by_role(roots, roles_of_children):
+        totals[role] = totals.get(role, 0.0) + process_cpu_s(pid)
     return totals

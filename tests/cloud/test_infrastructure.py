@@ -20,9 +20,10 @@ from cloud_sync.topics import lake_subscription, uplink_topic
 
 REGION, ACCOUNT, PARTITION = "eu-west-1", "123456789012", "aws"
 LAKE_ARN = f"arn:{PARTITION}:s3:::lake"
+RELEASES_ARN = f"arn:{PARTITION}:s3:::releases"
 # What `${...}` and `!GetAtt` resolve to here: pseudo parameters and the attributes used.
 KNOWN = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION,
-         "LakeBucket.Arn": LAKE_ARN}
+         "LakeBucket.Arn": LAKE_ARN, "ReleasesBucket.Arn": RELEASES_ARN}
 ARN = f"arn:{PARTITION}:iot:{REGION}:{ACCOUNT}"
 # `${!x}` is Fn::Sub's escape for a literal `${x}` (IoT policy variables).
 SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]*)\}")
@@ -113,6 +114,21 @@ def test_the_workers_may_only_add_to_the_lake(template: dict[str, Any]) -> None:
                        ("s3:GetObject", f"{LAKE_ARN}/events/*"),
                        ("s3:ListBucket", LAKE_ARN),
                        ("s3:PutObject", f"{LAKE_ARN}/dead-letters/*")}
+
+
+def test_releases_are_signed_in_kms_and_presigned_read_only(template: dict[str, Any]) -> None:
+    """The fleet key is the scheme the stores verify (ECDSA P-256, models/bundle/signing.py),
+    and IoT Jobs may only read releases to presign their URLs."""
+    key = _resource(template, "ReleaseSigningKey")
+    assert (key["KeySpec"], key["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+    role = _resource(template, "ReleasePresignRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
+    statements = [statement for policy in role["Policies"]
+                  for statement in _resolve(policy["PolicyDocument"])["Statement"]]
+    granted = {(action, str(statement["Resource"])) for statement in statements
+               for action in _actions(statement)}
+    assert granted == {("s3:GetObject", f"{RELEASES_ARN}/releases/*")}
 
 
 def test_the_template_ships_as_package_data() -> None:
