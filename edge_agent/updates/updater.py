@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 
 from cloud_sync.link.jobs import JobExecution, JobRejected, JobsClient, JobsError
 from cloud_sync.link.mqtt import LinkClient
@@ -43,7 +42,7 @@ UNKNOWN_VERSION = "unknown"
 
 class ModelUpdater:
     def __init__(self, registry: ModelRegistry, link: LinkClient, serving_metrics: MetricSource,
-                 poll_s: float, on_event: Callable[[str], None] | None = None) -> None:
+                 poll_s: float) -> None:
         if registry.library is None:
             raise ValueError("model updates need a fleet public key (model_public_key)")
         self._registry = registry
@@ -51,12 +50,10 @@ class ModelUpdater:
         self._link = link
         self._metrics = serving_metrics
         self._poll_s = poll_s
-        self._on_event = on_event
         self._jobs: JobsClient | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="model-updater", daemon=True)
-        self.last_outcome: str | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -72,7 +69,7 @@ class ModelUpdater:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if self._jobs is None and self._link.connected:
+                if self._jobs is None and self._link.connected.is_set():
                     self._subscribe()
                 if self._jobs is not None:
                     while not self._stop.is_set() and self.check_once():
@@ -225,8 +222,6 @@ class ModelUpdater:
     def _finish(self, execution: JobExecution, status: str, details: StatusDetails) -> None:
         assert self._jobs is not None
         self._jobs.update(execution.job_id, status, details.to_map())
-        self.last_outcome = f"{execution.job_id}: {status} ({details.stage} {details.version})"
-        logger.info("model release job %s", self.last_outcome)
-        if self._on_event is not None:
-            self._on_event(self.last_outcome)
+        logger.info("model release job %s: %s (%s %s)", execution.job_id, status,
+                    details.stage, details.version)
 
