@@ -28,10 +28,8 @@ same rollout as one job with no waves; and the retraining scaling figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -39,9 +37,10 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import log, machine
 
 from cloud_sync.local.simulated_stores import SimulatedFleet
 from cloud_sync.local.stack import LocalCloud
@@ -55,17 +54,6 @@ BUCKET = "bench-releases"
 WAVES, ONE_JOB = "waves", "one job"
 RUN_TIMEOUT_S = 900.0  # a rollout that takes longer has stalled
 RETRAIN = Path(__file__).with_name("retrain.py")
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        model = next((line.split(":", 1)[1].strip()
-                      for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "")
-    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(),
-            "python": platform.python_version(), "load_avg": os.getloadavg(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def tiny_models(directory: Path, padding_bytes: int) -> Path:
@@ -162,10 +150,6 @@ def print_report(report: dict[str, Any]) -> None:
           f" wall {', '.join(f'{w} worker(s) {s} s' for w, s in walls.items())};"
           f" scaling 1 -> 2 workers {retrain.get('scaling', float('nan')):.2f}x"
           f" (ideal {retrain.get('ideal_scaling', float('nan')):.2f}x)")
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

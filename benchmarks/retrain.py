@@ -28,10 +28,8 @@ same cores, so reads from two workers queue behind each other there.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +40,8 @@ from typing import Any
 
 # Tree fits and numpy: one thread per worker process, the machine has two cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from machine import machine
 
 from cloud_sync.lake.store import Lake
 from cloud_sync.local.stack import LAKE_BUCKET, LocalCloud
@@ -54,17 +54,6 @@ END = datetime(2026, 12, 1, tzinfo=UTC)
 # The stores here are small (hundreds of shoppers): thresholds scaled to them, so every
 # store trains its own candidate and is gated (the defaults would skip them all).
 THRESHOLDS = {"min_store_shoppers": 100, "min_heldout_shoppers": 100}
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        model = next((line.split(":", 1)[1].strip()
-                      for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "")
-    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(),
-            "python": platform.python_version(), "load_avg": os.getloadavg(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def write_lake(cloud: LocalCloud, stores: list[str], active: int, lapsed: int

@@ -38,7 +38,6 @@ import cProfile
 import json
 import multiprocessing
 import os
-import platform
 import pstats
 import random
 import sqlite3
@@ -57,6 +56,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from awscrt import mqtt5
 from cpu_usage import process_cpu_s
+from machine import log, machine
 from storage import RATES, Traffic, fresh_db, writer
 
 import cloud_sync.link.batch as batch_module
@@ -532,17 +532,6 @@ def check_lake(lake: Lake, expected: set[str]) -> dict[str, Any]:
 # -- reporting ----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        model = next((line.split(":", 1)[1].strip()
-                      for line in Path("/proc/cpuinfo").read_text().splitlines()
-                      if line.startswith("model name")), "")
-    return {"cpus": os.cpu_count(), "cpu": model or platform.processor(),
-            "python": platform.python_version(), "load_avg": os.getloadavg(),
-            "date": datetime.now(UTC).isoformat(timespec="seconds")}
-
-
 def day_projection(limited: Run, ours: Run) -> dict[str, Any]:
     """Time to send a busy store's day under IoT Core's limits: measured rate, and the bound
     from the unlimited run's bytes per event and events per batch."""
@@ -631,10 +620,6 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 # -- main ---------------------------------------------------------------------------------------
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

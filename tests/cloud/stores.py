@@ -7,6 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +85,31 @@ def provision(cloud: LocalCloud, store: str, out: Path) -> Path:
 
 def lake_ids(lake: Lake, store: str) -> list[str]:
     return lake.read(store_id=store)["event_id"].to_pylist()
+
+
+def served_version(agent: RunningAgent, admin_key: str) -> str | None:
+    """The model version the agent serves (None: none, or not answering yet)."""
+    response = httpx.get(f"http://127.0.0.1:{agent.port}/v1/admin/models",
+                         headers={"X-API-Key": admin_key}, timeout=10)
+    active = response.json().get("active") if response.status_code == 200 else None
+    return active["version"] if active else None
+
+
+@contextmanager
+def shopper_traffic(agent: RunningAgent, kiosk_key: str) -> Iterator[None]:
+    """Shoppers asking the agent for recommendations, back to back, until the block ends:
+    the traffic a release's probation measures."""
+    stop = threading.Event()
+
+    def shoppers() -> None:
+        while not stop.is_set():
+            httpx.get(f"http://127.0.0.1:{agent.port}/v1/shoppers/C-1/recommendations",
+                      headers={"X-API-Key": kiosk_key}, timeout=10)
+
+    traffic = threading.Thread(target=shoppers)
+    traffic.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        traffic.join()

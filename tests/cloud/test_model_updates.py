@@ -5,14 +5,12 @@ probation on its own health, and the outcome in the execution's status details."
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from cloud_sync.link.masterdata import RESULTS_SUFFIX
@@ -22,7 +20,7 @@ from cloud_sync.release.document import INSTALL, ROLLBACK, JobDocument, presigne
 from cloud_sync.topics import telemetry_prefix
 from models.bundle.manifest import sha256_hex
 from tests.cloud.conftest import Inbox
-from tests.cloud.stores import RunningAgent, provision
+from tests.cloud.stores import RunningAgent, provision, served_version, shopper_traffic
 from tests.ingestion.conftest import wait_until
 from tests.model_bundles import Bundles
 
@@ -52,10 +50,7 @@ def store(local_cloud: LocalCloud, agent_factory: Any, bundles: Bundles, tmp_pat
 
 
 def served(agent: RunningAgent) -> str | None:
-    response = httpx.get(f"http://127.0.0.1:{agent.port}/v1/admin/models",
-                         headers={"X-API-Key": ADMIN_KEY}, timeout=10)
-    active = response.json()["active"] if response.status_code == 200 else None
-    return active["version"] if active else None
+    return served_version(agent, ADMIN_KEY)
 
 
 def release(cloud: LocalCloud, store: str, archive: Path, version: str, *,
@@ -145,21 +140,9 @@ def test_a_release_that_hurts_the_store_is_rolled_back_on_probation_and_stays_so
     archive = bundles.build(tmp_path / "v2.tar.gz", "test-2")
     job = release(local_cloud, store.store, archive, "test-2", probation_s=60,
                   max_p99_ms=0.5)  # no request is that fast: any traffic breaches it
-    stop = threading.Event()
-
-    def shoppers() -> None:
-        while not stop.is_set():
-            httpx.get(f"http://127.0.0.1:{store.port}/v1/shoppers/C-1/recommendations",
-                      headers={"X-API-Key": KIOSK_KEY}, timeout=10)
-
-    traffic = threading.Thread(target=shoppers)
-    traffic.start()
     started = time.monotonic()
-    try:
+    with shopper_traffic(store, KIOSK_KEY):
         status, details = outcome(local_cloud, job, store.store)
-    finally:
-        stop.set()
-        traffic.join()
     assert time.monotonic() - started < 45, "the breach should end probation at once"
     assert status == "FAILED" and details["stage"] == "rolled-back", details
     assert "p99 latency" in details["reason"] and int(details["requests"]) >= 20

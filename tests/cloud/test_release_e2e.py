@@ -50,7 +50,7 @@ from edge_agent.broker import MosquittoBroker, free_port
 from edge_agent.modeling.library import INSTALLED_DIR, SERVING_FILE
 from edge_agent.updates.updater import DOWNLOADS_DIR
 from models.bundle import build_bundle, load_private_key, verify_bundle
-from tests.cloud.stores import RunningAgent, provision
+from tests.cloud.stores import RunningAgent, provision, served_version, shopper_traffic
 from tests.ingestion.conftest import wait_until
 from tests.model_bundles import Bundles, build_with_ranker, slow_ranker
 
@@ -60,10 +60,7 @@ WAIT_S = 90.0
 
 
 def served(agent: RunningAgent) -> str | None:
-    response = httpx.get(f"http://127.0.0.1:{agent.port}/v1/admin/models",
-                         headers={"X-API-Key": ADMIN_KEY}, timeout=10)
-    active = response.json().get("active") if response.status_code == 200 else None
-    return active["version"] if active else None
+    return served_version(agent, ADMIN_KEY)
 
 
 def finished(iot: Any, job: str, store: str) -> dict[str, Any]:
@@ -309,23 +306,11 @@ def test_a_release_that_hurts_the_canary_is_rolled_back_there_and_aborted(
         drill: Fleet, tmp_path: Path) -> None:
     before = served(drill.canary)
     version = next_version()
-    stop = threading.Event()
-
-    def shoppers() -> None:
-        while not stop.is_set():
-            httpx.get(f"http://127.0.0.1:{drill.canary.port}/v1/shoppers/C-1/recommendations",
-                      headers={"X-API-Key": KIOSK_KEY}, timeout=10)
-
-    traffic = threading.Thread(target=shoppers)
-    traffic.start()
-    try:
+    with shopper_traffic(drill.canary, KIOSK_KEY):
         # No request is this fast: the canary's own probation breaks the bound under load.
         assert drill.create(drill.bundles.build(tmp_path / "b.tar.gz", version),
                             "--max-p99-ms", "0.5", "--probation-s", "60") == 0
         assert drill.watch() == 1
-    finally:
-        stop.set()
-        traffic.join()
     record = drill.record(version)
     assert record.status == ABORTED
     iot = drill.cloud.boto3_client("iot")
