@@ -3,10 +3,19 @@
 Input: the rollout spec, the wave's stores, and their executions in the shape of
 ``describe_job_execution()["execution"]`` (status, ``statusDetails.detailsMap``,
 ``lastUpdatedAt``). Output: a :class:`Decision` (wait, promote, complete or abort) with its
-reason in words, which the controller logs and records in ``release.json``."""
+reason in words, which the controller logs and records in ``release.json``.
+
+The rules (thresholds in :class:`~cloud_sync.release.spec.RolloutSpec`, why in
+docs/releases.md): any failure, refusal, rollback or breach aborts; a store's error rate and
+p99 are judged only over ``min_requests`` requests (fewer: a quiet store, counted as such),
+and a wave needs health evidence from ``min_evidence_share`` of its stores; the wave's
+click-through pooled after the swap more than ``max_ctr_drop`` below before aborts, judged
+only with ``min_impressions`` a side; a wave waits for every store until
+``wave_deadline_s``, then goes on with ``min_reported_share`` of them reported."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -14,6 +23,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cloud_sync.release.document import DocumentError, StatusDetails
+from cloud_sync.release.evidence import (
+    gave_health_evidence,
+    health_summary,
+    pool_click_through,
+)
 from cloud_sync.release.spec import RolloutSpec
 from cloud_sync.release.waves import thing_of
 
@@ -44,24 +58,36 @@ def _moment(value: Any) -> datetime | None:
 def _health_problem(store: str, details: StatusDetails, spec: RolloutSpec) -> str | None:
     if details.stage in BAD_STAGES:
         return f"{store} {details.stage}: {details.reason or 'no reason given'}"
+    if not gave_health_evidence(details, spec):
+        return None  # a quiet store's numbers are noise; it is counted as quiet instead
     if details.error_rate is not None and details.error_rate > spec.max_error_rate:
         return (f"{store} error rate {details.error_rate:.4g} > {spec.max_error_rate:.4g}"
-                f" over {details.requests if details.requests is not None else '?'} requests")
+                f" over {details.requests} requests")
     if details.p99_ms is not None and details.p99_ms > spec.max_p99_ms:
         return f"{store} p99 {details.p99_ms:.4g} ms > {spec.max_p99_ms:.4g} ms"
     return None
 
 
+def _evidence_words(reports: list[StatusDetails], spec: RolloutSpec) -> str:
+    counted, quiet = health_summary(reports, spec)
+    words = f"health evidence from {counted} of {len(reports)} stores"
+    if quiet:
+        words += f" ({quiet} quiet: < {spec.min_requests} requests)"
+    return words
+
+
 def decide(spec: RolloutSpec, version: str, wave: Sequence[str],
            executions: Sequence[Mapping[str, Any]], now: datetime, *, last_wave: bool,
-           job_status: str | None = None) -> Decision:
-    """What to do with the current wave now (see the module docstring)."""
+           job_status: str | None = None, started: datetime | None = None) -> Decision:
+    """What to do with the current wave now (see the module docstring). ``started`` is when
+    the wave's job was created, for its deadline."""
     by_store = {thing_of(str(e.get("thingArn", ""))): e for e in executions}
     statuses = Counter(str(by_store[s].get("status")) if s in by_store else "NOT_CREATED"
                        for s in wave)
     tally = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
     problems: list[str] = []
     successes: list[datetime] = []
+    reports: list[StatusDetails] = []  # of the stores that succeeded
     for store in wave:
         execution = by_store.get(store)
         if execution is None:
@@ -85,20 +111,45 @@ def decide(spec: RolloutSpec, version: str, wave: Sequence[str],
                 problems.append(f"{store} succeeded without reporting error_rate and p99_ms")
             elif details.version != version:
                 problems.append(f"{store} succeeded but serves {details.version}")
+            else:
+                reports.append(details)
             moment = _moment(execution.get("lastUpdatedAt"))
             successes.append(moment or now)
+    # Click-through is judged on whoever has reported so far: a collapse at the first
+    # stores stops the wave without waiting for the rest.
+    held, click_words = pool_click_through(reports).verdict(spec)
+    if held:
+        problems.append(click_words)
     if problems:
         return Decision(ABORT, "; ".join(problems) + f" (wave: {tally})")
     if job_status == "CANCELED":
         return Decision(ABORT, f"the wave's job was canceled outside the controller ({tally})")
+    late = ""
     if len(successes) < len(wave):
-        return Decision(WAIT, f"{len(successes)} of {len(wave)} stores succeeded ({tally})")
+        deadline = (started + timedelta(seconds=spec.wave_deadline_s)) if started else None
+        needed = math.ceil(spec.min_reported_share * len(wave))
+        if deadline is None or now < deadline:
+            return Decision(WAIT, f"{len(successes)} of {len(wave)} stores succeeded ({tally})")
+        if len(successes) < max(needed, 1):
+            return Decision(WAIT, f"past the wave's deadline with {len(successes)} of "
+                                  f"{len(wave)} stores succeeded, {needed} needed ({tally})")
+        # The others keep their queued execution and take the release when they are back.
+        late = (f"; past the deadline, judged on {len(successes)} of {len(wave)} stores, "
+                f"the other {len(wave) - len(successes)} take it when they report")
+    evidence = _evidence_words(reports, spec)
+    counted, _ = health_summary(reports, spec)
+    if counted < math.ceil(spec.min_evidence_share * len(reports)):
+        return Decision(ABORT, f"too little health evidence: {evidence}, "
+                               f"{spec.min_evidence_share:.0%} needed")
+    summary = f"{evidence}; {click_words}{late}"
+    stores = f"{'' if late else 'all '}{len(successes)} stores"
     soaked = (now - max(successes)).total_seconds()
     if soaked < spec.soak_s:
         # The same words every step of the soak, so a watch records the wait once.
         until = (max(successes) + timedelta(seconds=spec.soak_s)).astimezone(UTC)
-        return Decision(WAIT, f"all {len(wave)} stores succeeded and healthy; soaking "
-                              f"{spec.soak_s} s, until {until.isoformat(timespec='seconds')}")
+        return Decision(WAIT, f"{stores} succeeded and healthy; soaking "
+                              f"{spec.soak_s} s, until {until.isoformat(timespec='seconds')}"
+                              f"; {summary}")
     action = COMPLETE if last_wave else PROMOTE
-    return Decision(action, f"all {len(wave)} stores succeeded and stayed healthy for "
-                            f"{soaked:.0f} s (soak {spec.soak_s} s)")
+    return Decision(action, f"{stores} succeeded and stayed healthy for "
+                            f"{soaked:.0f} s (soak {spec.soak_s} s); {summary}")

@@ -18,7 +18,9 @@ stand-in presigns for moto on a loopback ``http://`` address). For ``rollback``,
 string→string map whose values must be non-empty; :class:`StatusDetails`): ``stage``
 (downloading | verifying | probation | serving | refused | rolled-back), ``version``, and,
 when known, ``reason``, ``requests``, ``error_rate``, ``p99_ms`` (the store's health over
-its probation).
+its probation), and the recommendations' click-through: ``ctr_after`` and
+``impressions_after`` for the new version over the probation, ``ctr_before`` and
+``impressions_before`` for the version served before, over a window before the swap.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # IoT Jobs' limit on one statusDetails value; longer reasons are cut, never refused.
 MAX_DETAIL_CHARS = 1024
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# StatusDetails' optional numbers, by kind (both are sent as decimal strings).
+_COUNTS = ("requests", "impressions_before", "impressions_after")
+_MEASURES = ("error_rate", "p99_ms", "ctr_before", "ctr_after")
 
 
 class DocumentError(ValueError):
@@ -145,30 +150,39 @@ class StatusDetails:
     requests: int | None = None
     error_rate: float | None = None
     p99_ms: float | None = None
+    ctr_before: float | None = None
+    impressions_before: int | None = None
+    ctr_after: float | None = None
+    impressions_after: int | None = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise DocumentError(f"stage must be one of {STAGES}, got {self.stage!r}")
         if not isinstance(self.version, str) or not self.version.strip():
             raise DocumentError(f"version must be a non-empty string, got {self.version!r}")
-        if self.requests is not None:
-            _number("requests", self.requests, int)
-        for name in ("error_rate", "p99_ms"):
+        for name in _COUNTS:
+            if getattr(self, name) is not None:
+                _number(name, getattr(self, name), int)
+        for name in _MEASURES:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _number(name, value, float))
+        for name in ("ctr_before", "ctr_after"):
+            value = getattr(self, name)
+            if value is not None and value > 1:
+                raise DocumentError(f"{name} is a share (0..1), got {value}")
 
     def to_map(self) -> dict[str, str]:
         """The ``statusDetails`` map: strings only, empty fields left out (IoT refuses them)."""
         out = {"stage": self.stage, "version": _clean(self.version)}
         if _clean(self.reason):
             out["reason"] = _clean(self.reason)
-        if self.requests is not None:
-            out["requests"] = str(self.requests)
-        if self.error_rate is not None:
-            out["error_rate"] = repr(self.error_rate)
-        if self.p99_ms is not None:
-            out["p99_ms"] = repr(self.p99_ms)
+        for name in _COUNTS:
+            if getattr(self, name) is not None:
+                out[name] = str(getattr(self, name))
+        for name in _MEASURES:
+            if getattr(self, name) is not None:
+                out[name] = repr(getattr(self, name))
         return out
 
     @classmethod
@@ -190,5 +204,6 @@ class StatusDetails:
                                     ) from None
 
         return cls(stage=details["stage"], version=details["version"],
-                   reason=details.get("reason", ""), requests=parse("requests", int),
-                   error_rate=parse("error_rate", float), p99_ms=parse("p99_ms", float))
+                   reason=details.get("reason", ""),
+                   **{name: parse(name, int) for name in _COUNTS},
+                   **{name: parse(name, float) for name in _MEASURES})

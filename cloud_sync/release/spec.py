@@ -16,6 +16,21 @@ DEFAULT_SOAK_S = 1800
 DEFAULT_PROBATION_S = 600
 DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_MAX_P99_MS = 250.0
+# A store's error rate and p99 are evidence only over this many requests of its probation:
+# at the 1 % error bound, 100 requests is the fewest where one error is not already a breach.
+DEFAULT_MIN_REQUESTS = 100
+# Share of a wave's stores that must give that evidence. 0: quiet stores (a night, a demo)
+# pass, counted and named in every decision; production may ask for 0.5 (see releases.md).
+DEFAULT_MIN_EVIDENCE_SHARE = 0.0
+# Click-through: the wave is stopped when its pooled CTR after the swap is more than 30 %
+# below before. 1,000 impressions a side puts a kiosk CTR near 10 % within about +-2
+# points, so a 30 % fall is over two standard errors of the difference, not noise.
+DEFAULT_MAX_CTR_DROP = 0.3
+DEFAULT_MIN_IMPRESSIONS = 1000
+# A wave waits this long for its stores; then it is judged on those that reported, if at
+# least half did (a day: every store's opening hours come round once).
+DEFAULT_WAVE_DEADLINE_S = 86400
+DEFAULT_MIN_REPORTED_SHARE = 0.5
 # IoT Jobs pacing: start 10 stores a minute, double after every 10 successes, at most 100 a
 # minute, so a bad bundle meets few stores before the abort criteria trip.
 BASE_RATE_PER_MINUTE = 10
@@ -46,6 +61,12 @@ class RolloutSpec:
     probation_s: int = DEFAULT_PROBATION_S
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     max_p99_ms: float = DEFAULT_MAX_P99_MS
+    min_requests: int = DEFAULT_MIN_REQUESTS
+    min_evidence_share: float = DEFAULT_MIN_EVIDENCE_SHARE
+    max_ctr_drop: float = DEFAULT_MAX_CTR_DROP
+    min_impressions: int = DEFAULT_MIN_IMPRESSIONS
+    wave_deadline_s: int = DEFAULT_WAVE_DEADLINE_S
+    min_reported_share: float = DEFAULT_MIN_REPORTED_SHARE
     job: dict[str, Any] = field(default_factory=dict)  # filled in by __post_init__
 
     def __post_init__(self) -> None:
@@ -58,11 +79,14 @@ class RolloutSpec:
         if any(not 0 < w <= 100 for w in self.waves) or list(self.waves) != sorted(
                 set(self.waves)):
             raise SpecError(f"waves must grow strictly within 1..100, got {self.waves}")
-        for name in ("soak_s", "probation_s"):
+        for name in ("soak_s", "probation_s", "min_requests", "min_impressions",
+                     "wave_deadline_s"):
             if getattr(self, name) < 0:
                 raise SpecError(f"{name} must not be negative")
-        if not 0 <= self.max_error_rate <= 1:
-            raise SpecError(f"max_error_rate is a share 0..1, got {self.max_error_rate}")
+        for name in ("max_error_rate", "min_evidence_share", "max_ctr_drop",
+                     "min_reported_share"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SpecError(f"{name} is a share 0..1, got {getattr(self, name)}")
         if self.max_p99_ms <= 0:
             raise SpecError(f"max_p99_ms must be positive, got {self.max_p99_ms}")
         timeout = math.ceil(self.probation_s / 60) + DOWNLOAD_ALLOWANCE_MIN
@@ -105,4 +129,5 @@ class RolloutSpec:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> RolloutSpec:
+        # A release recorded before a setting existed gets its default.
         return cls(**doc)
