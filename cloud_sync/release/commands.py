@@ -1,8 +1,11 @@
 """``cloud-sync release ...``: create a release and drive its staged rollout.
 
-    cloud-sync release create --bundle B.tar.gz (--public-key PEM | --kms-key-id ID)
+    cloud-sync release create (--bundle B.tar.gz (--public-key PEM | --kms-key-id ID)
+                               | --models DIR --version V --kms-key-id ID [--out B.tar.gz])
         [--canary STORE ...] [--waves 10,50,100] [--soak-s N] [--probation-s N]
-        [--max-error-rate F] [--max-p99-ms F] WHERE
+        [--max-error-rate F] [--max-p99-ms F] [--min-requests N] [--min-evidence-share F]
+        [--max-ctr-drop F] [--min-impressions N] [--wave-deadline-s N]
+        [--min-reported-share F] WHERE
     cloud-sync release status|promote|watch|abort|rollback [VERSION] WHERE
     WHERE: --local DIR | --region R --bucket B --role-arn ARN
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +23,16 @@ from cloud_sync.release.controller import WATCH_INTERVAL_S, ReleaseController
 from cloud_sync.release.create import create_release
 from cloud_sync.release.decide import Decision
 from cloud_sync.release.spec import (
+    DEFAULT_MAX_CTR_DROP,
     DEFAULT_MAX_ERROR_RATE,
     DEFAULT_MAX_P99_MS,
+    DEFAULT_MIN_EVIDENCE_SHARE,
+    DEFAULT_MIN_IMPRESSIONS,
+    DEFAULT_MIN_REPORTED_SHARE,
+    DEFAULT_MIN_REQUESTS,
     DEFAULT_PROBATION_S,
     DEFAULT_SOAK_S,
+    DEFAULT_WAVE_DEADLINE_S,
     DEFAULT_WAVES,
     RolloutSpec,
 )
@@ -55,10 +65,17 @@ def add_release_group(subparsers: Any) -> None:
     group = subparsers.add_parser("release", help="signed model releases, rolled out in waves")
     commands = group.add_subparsers(dest="release_command", required=True, metavar="COMMAND")
     p = commands.add_parser("create", help="verify, upload and start rolling out a bundle")
-    p.add_argument("--bundle", required=True, help="the signed bundle (.tar.gz)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--bundle", help="the signed bundle (.tar.gz)")
+    source.add_argument("--models", metavar="DIR",
+                        help="trained models to bundle and sign with --kms-key-id here")
+    p.add_argument("--version", help="the bundle version (with --models)")
+    p.add_argument("--out", metavar="B.tar.gz", help="where to keep the KMS-signed bundle "
+                   "(with --models; default: a temporary file)")
     key = p.add_mutually_exclusive_group(required=True)
     key.add_argument("--public-key", help="the fleet public key (PEM) to verify it with")
-    key.add_argument("--kms-key-id", help="the KMS signing key whose public half verifies it")
+    key.add_argument("--kms-key-id", help="the KMS signing key: signs --models, and its "
+                                          "public half verifies the bundle")
     p.add_argument("--canary", action="append", default=[], metavar="STORE",
                    help="a store in the first wave (repeat)")
     p.add_argument("--waves", type=_waves, default=DEFAULT_WAVES, metavar="P,P,...",
@@ -69,6 +86,18 @@ def add_release_group(subparsers: Any) -> None:
                    help=f"a store's self-check before SUCCEEDED (default {DEFAULT_PROBATION_S})")
     p.add_argument("--max-error-rate", type=float, default=DEFAULT_MAX_ERROR_RATE)
     p.add_argument("--max-p99-ms", type=float, default=DEFAULT_MAX_P99_MS)
+    p.add_argument("--min-requests", type=int, default=DEFAULT_MIN_REQUESTS,
+                   help="requests a store's health needs to count as evidence")
+    p.add_argument("--min-evidence-share", type=float, default=DEFAULT_MIN_EVIDENCE_SHARE,
+                   help="share of a wave's stores that must give health evidence")
+    p.add_argument("--max-ctr-drop", type=float, default=DEFAULT_MAX_CTR_DROP,
+                   help="relative fall of the wave's click-through that stops it")
+    p.add_argument("--min-impressions", type=int, default=DEFAULT_MIN_IMPRESSIONS,
+                   help="impressions a side before click-through is judged")
+    p.add_argument("--wave-deadline-s", type=int, default=DEFAULT_WAVE_DEADLINE_S,
+                   help="then a wave goes on without the stores that have not reported")
+    p.add_argument("--min-reported-share", type=float, default=DEFAULT_MIN_REPORTED_SHARE,
+                   help="share of a wave that must have reported at its deadline")
     _where(p)
     p.set_defaults(handler=_create)
     for name, text, handler in (
@@ -116,29 +145,47 @@ def _controller(args: argparse.Namespace) -> ReleaseController:
     return ReleaseController(client("iot"), client("s3"), bucket, role)
 
 
-def _create(args: argparse.Namespace) -> int:
-    client, bucket, role = _clients(args)
-    if args.kms_key_id:
-        from cloud_sync.release.kms_signer import KmsSigner
+SPEC_OPTIONS = ("soak_s", "probation_s", "max_error_rate", "max_p99_ms", "min_requests",
+                "min_evidence_share", "max_ctr_drop", "min_impressions", "wave_deadline_s",
+                "min_reported_share")
 
-        public_key: Any = KmsSigner(client("kms"), args.kms_key_id).public_key()
-    else:
-        public_key = Path(args.public_key)
-    spec = RolloutSpec(canaries=tuple(args.canary), waves=args.waves, soak_s=args.soak_s,
-                       probation_s=args.probation_s, max_error_rate=args.max_error_rate,
-                       max_p99_ms=args.max_p99_ms)
-    try:
-        record = create_release(iot=client("iot"), s3=client("s3"), bucket=bucket,
-                                role_arn=role, bundle=args.bundle, public_key=public_key,
-                                spec=spec)
-    except BundleError as exc:
-        raise ValueError(f"bundle refused: {exc}") from exc
+
+def _create(args: argparse.Namespace) -> int:
+    if args.models and not (args.kms_key_id and args.version):
+        raise ValueError("--models needs --kms-key-id and --version (a PEM key signs with "
+                         "`python -m models bundle`)")
+    if not args.models and (args.version or args.out):
+        raise ValueError("--version and --out go with --models")
+    client, bucket, role = _clients(args)
+    spec = RolloutSpec(canaries=tuple(args.canary), waves=args.waves,
+                       **{name: getattr(args, name) for name in SPEC_OPTIONS})
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            bundle, public_key = _signed_bundle(args, client, Path(tmp))
+            record = create_release(iot=client("iot"), s3=client("s3"), bucket=bucket,
+                                    role_arn=role, bundle=bundle, public_key=public_key,
+                                    spec=spec)
+        except BundleError as exc:
+            raise ValueError(f"bundle refused: {exc}") from exc
     print(f"release {record.release_id}: {record.name} {record.version} in "
           f"s3://{bucket}/{record.bundle['key']}")
     for wave in record.waves:
         print(f"  wave {wave['index']} ({wave['label']}): {len(wave['things'])} stores"
               + (f", job {wave['job_id']}" if wave["job_id"] else ""))
     return 0
+
+
+def _signed_bundle(args: argparse.Namespace, client: Any, tmp: Path) -> tuple[Path, Any]:
+    """The bundle to release and the key that verifies it: given, or signed here by KMS."""
+    if args.kms_key_id:
+        from cloud_sync.release.kms_signer import KmsSigner, build_with_kms
+
+        if args.models:
+            out = Path(args.out) if args.out else tmp / f"bundle-{args.version}.tar.gz"
+            return build_with_kms(client("kms"), args.kms_key_id, Path(args.models), out,
+                                  version=args.version)
+        return Path(args.bundle), KmsSigner(client("kms"), args.kms_key_id).public_key()
+    return Path(args.bundle), Path(args.public_key)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -152,6 +199,10 @@ def _status(args: argparse.Namespace) -> int:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(wave.get("counts", {}).items()))
         print(f"  wave {wave['index']} ({wave['label']}, {wave['stores']} stores): "
               f"{wave['job_id'] or 'not started'} {wave.get('job_status', '')} {counts}")
+        if "evidence" in wave:
+            ev = wave["evidence"]
+            print(f"    evidence: health from {ev['health_evidence']} of {ev['reported']} "
+                  f"stores reported ({ev['quiet']} quiet); {ev['click_through']}")
         for e in wave.get("executions", []):
             details = " ".join(f"{k}={v}" for k, v in sorted(e["details"].items()))
             print(f"    {e['thing']}: {e['status']} {details}")

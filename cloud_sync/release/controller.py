@@ -12,11 +12,20 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from cloud_sync.release import jobs
 from cloud_sync.release.create import Clock, _utc_now, start_wave
-from cloud_sync.release.decide import ABORT, COMPLETE, PROMOTE, WAIT, Decision, decide
+from cloud_sync.release.decide import (
+    ABORT,
+    COMPLETE,
+    PROMOTE,
+    WAIT,
+    Decision,
+    decide,
+    wave_evidence,
+)
 from cloud_sync.release.document import ROLLBACK, JobDocument
 from cloud_sync.release.record import (
     ABORTED,
@@ -70,6 +79,7 @@ class ReleaseController:
                     {"thing": thing_of(e["thingArn"]), "status": e["status"],
                      "details": (e.get("statusDetails") or {}).get("detailsMap") or {}}
                     for e in executions]
+                row["evidence"] = wave_evidence(record.spec, record.version, executions)
             waves.append(row)
         return {"version": record.version, "release_id": record.release_id,
                 "status": record.status, "current": record.current, "waves": waves,
@@ -90,7 +100,8 @@ class ReleaseController:
         executions = jobs.executions(self.iot, wave["job_id"])
         last = record.current == len(record.waves) - 1
         decision = decide(record.spec, record.version, wave["things"], executions, now,
-                          last_wave=last, job_status=jobs.job_status(self.iot, wave["job_id"]))
+                          last_wave=last, job_status=jobs.job_status(self.iot, wave["job_id"]),
+                          started=datetime.fromisoformat(wave["created_at"]))
         if decision.action == ABORT:
             self._stop(record, decision.reason, ABORTED)
             return decision
@@ -136,8 +147,12 @@ class ReleaseController:
         # Who took the release is read before the cancel: a force-cancel turns in-progress
         # executions into CANCELED, and those stores may already serve the new bundle.
         took = self.stores_that_took(record)
-        if record.status == ROLLING_OUT and wave["job_id"]:
-            jobs.cancel_job(self.iot, wave["job_id"], reason)
+        if record.status == ROLLING_OUT:
+            # Earlier waves too: one judged at its deadline still holds the queued executions
+            # of stores that were offline, which must not take a stopped release later.
+            for job in [w["job_id"] for w in record.waves[:record.current + 1] if w["job_id"]]:
+                if job == wave["job_id"] or jobs.job_status(self.iot, job) == "IN_PROGRESS":
+                    jobs.cancel_job(self.iot, job, reason)
         record.status = status
         self._note(record, Decision(ABORT if status == ABORTED else ROLLBACK, reason))
         if not took:

@@ -153,3 +153,22 @@ def decide(spec: RolloutSpec, version: str, wave: Sequence[str],
     action = COMPLETE if last_wave else PROMOTE
     return Decision(action, f"{stores} succeeded and stayed healthy for "
                             f"{soaked:.0f} s (soak {spec.soak_s} s); {summary}")
+
+
+def wave_evidence(spec: RolloutSpec, version: str, executions: Sequence[Mapping[str, Any]]
+                  ) -> dict[str, Any]:
+    """What the wave's succeeded stores gave as evidence, for ``release status``."""
+    reports = []
+    for e in executions:
+        raw = (e.get("statusDetails") or {}).get("detailsMap")
+        if e.get("status") == "SUCCEEDED" and raw:
+            try:
+                details = StatusDetails.from_map(raw)
+            except DocumentError:
+                continue
+            if details.version == version and details.error_rate is not None:
+                reports.append(details)
+    counted, quiet = health_summary(reports, spec)
+    pooled = pool_click_through(reports)
+    return {"reported": len(reports), "health_evidence": counted, "quiet": quiet,
+            "click_through": pooled.verdict(spec)[1]}

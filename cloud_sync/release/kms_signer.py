@@ -15,10 +15,12 @@ signer sends the digest.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
+from models.bundle import build_bundle
 from models.bundle.errors import BundleKeyError
 from models.bundle.keys import FleetPublicKey, check_public_key
 from models.bundle.signing import ALGORITHM, encode_signature, manifest_digest
@@ -50,3 +52,12 @@ class KmsSigner:
             raise BundleKeyError(f"KMS key {self.key_id} does not sign with {ALGORITHM}")
         return check_public_key(load_der_public_key(response["PublicKey"]),
                                 f"KMS key {self.key_id}")
+
+
+def build_with_kms(kms_client: Any, key_id: str, models_dir: Path, out: Path, *,
+                   version: str) -> tuple[Path, FleetPublicKey]:
+    """Build and sign a bundle of ``models_dir`` with the KMS key (``release create
+    --models``); returns it with the key's public half, which verifies it before release."""
+    signer = KmsSigner(kms_client, key_id)
+    public = signer.public_key()  # a key of the wrong kind is refused before anything is built
+    return build_bundle(models_dir, out, signer, version=version), public
