@@ -22,9 +22,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from edge_agent.agent_health import AgentHealth
 from edge_agent.features.store import ensure_features_current
 from edge_agent.ingestion.service import IngestionService, IngestStats
 from edge_agent.metrics import AgentMetrics
@@ -36,9 +36,12 @@ from edge_agent.storage import open_database
 from edge_agent.storage.lock import DatabaseLock
 from edge_agent.storage.retention import UNSENT_EVENTS, purge_once
 from edge_agent.updates.health import MetricSource
-from edge_agent.updates.updater import ModelUpdater
-from edge_agent.uplink.service import LinkStatus, UplinkService
 from models.events import utc_now
+
+if TYPE_CHECKING:
+    # The cloud link's libraries (awscrt) load only in a store that has a link.
+    from edge_agent.updates.updater import ModelUpdater
+    from edge_agent.uplink.service import LinkStatus, UplinkService
 
 logger = logging.getLogger(__name__)
 
@@ -57,36 +60,6 @@ PURGE_CALLS_PER_TICK = 10
 PURGE_BACKLOG_PAUSE_S = 0.5
 # The uplink's backlog, age and alarm are read this often (a cheap indexed query).
 UPLINK_CHECK_INTERVAL_S = 5.0
-
-
-@dataclass(frozen=True)
-class AgentHealth:
-    """What readiness reports about the agent process (also handed to HTTP workers)."""
-
-    broker: bool  # connected and subscribed
-    committing: bool  # no message has waited COMMIT_STALL_S for its commit
-    stall_s: float
-    storage: str  # ok, low (free space under the alarm), failing (the database refuses writes)
-    storage_detail: str | None
-    free_bytes: int | None
-    failed: str | None = None  # the agent gave up (restart budget spent): why
-    link: dict[str, Any] | None = None  # the cloud link's LinkStatus; None: no link configured
-
-    @property
-    def storage_ok(self) -> bool:
-        return self.storage in ("ok", "low")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, value: dict[str, Any]) -> AgentHealth:
-        return cls(**{name: value.get(name) for name in cls.__dataclass_fields__})
-
-    @classmethod
-    def gone(cls, why: str) -> AgentHealth:
-        return cls(broker=False, committing=False, stall_s=0.0, storage="unknown",
-                   storage_detail=why, free_bytes=None, failed=why)
 
 
 class Agent:
@@ -133,6 +106,9 @@ class Agent:
             if self._load_models:
                 self._watcher = start_models(self.settings, self.models)
             if self.settings.cloud_credentials is not None:
+                from edge_agent.updates.updater import ModelUpdater
+                from edge_agent.uplink.service import UplinkService
+
                 self._uplink = UplinkService(self.settings, self.metrics)
                 self._uplink.start()
                 if self.models.library is not None:

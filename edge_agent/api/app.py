@@ -7,12 +7,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
-from edge_agent.agent import Agent
 from edge_agent.api.auth import KeyRing
 from edge_agent.api.database import ReadConnections
 from edge_agent.api.errors import install_error_handlers
@@ -35,12 +35,16 @@ from edge_agent.api.shared import SharedRuntime
 from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.api.state import IngestLink, ServingState
 from edge_agent.api.worker_runtime import WorkerIngest
+from edge_agent.masterdata.layout import LAYOUT_CHECK_INTERVAL_S, layout_to_follow
 from edge_agent.metrics import AgentMetrics
 from edge_agent.modeling.watcher import BundleWatcher, make_registry, start_models
 from edge_agent.periodic import PeriodicTask
 from edge_agent.settings import Settings
-from edge_agent.wayfinding import StoreMap
+from edge_agent.wayfinding import LiveStoreMap
 from kiosk_ui import STATIC_DIR
+
+if TYPE_CHECKING:
+    from edge_agent.agent import Agent
 
 logger = logging.getLogger(__name__)
 UI_PATH = "/ui"
@@ -56,6 +60,9 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
     With it, this is one HTTP worker of `edge-agent run --workers N`, beside the agent
     process."""
     if shared is None:
+        # Only here: an HTTP worker of `run --workers N` needs none of ingestion's code.
+        from edge_agent.agent import Agent
+
         agent_metrics = AgentMetrics()
         metrics_registry = agent_metrics.registry
         model_metric = ModelVersionMetric(metrics_registry)
@@ -78,10 +85,10 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
             ingest = WorkerIngest(settings, shared)
             registry = make_registry(settings, on_swap=model_metric.swapped)
         reads = ReadConnections(settings.db)
-        store_map = StoreMap(settings.layout)
+        store_map = LiveStoreMap(settings.layout, follow=layout_to_follow(settings))
         app.state.serving = ServingState(settings=settings, ingest=ingest, reads=reads,
                                          keyring=KeyRing(settings.api_keys), models=registry,
-                                         store_map=store_map, metrics_registry=metrics_registry,
+                                         live_map=store_map, metrics_registry=metrics_registry,
                                          agent=agent, shared=shared,
                                          memo=ShopperMemo(settings.shopper_memo_s,
                                                           metrics_registry),
@@ -89,7 +96,9 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
                                              settings.model_threads,
                                              settings.model_deadline_ms / 1000))
         tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
-                              settings.congestion_interval_s)]
+                              settings.congestion_interval_s),
+                 # The operator's `edge-agent import layout` reaches every worker.
+                 PeriodicTask("layout-follower", store_map.follow, LAYOUT_CHECK_INTERVAL_S)]
         if shared is not None:
             # Another worker's swap (an admin's load or rollback) reaches this one.
             tasks.append(PeriodicTask("bundle-follower", registry.follow, FOLLOW_INTERVAL_S))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from edge_agent.agent import AgentHealth
+from edge_agent.agent_health import AgentHealth
 from edge_agent.api.shared import SharedRuntime
 from edge_agent.ingestion.writer_process import write_until_stored
 from edge_agent.settings import Settings
