@@ -131,12 +131,15 @@ def _strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
 
 def test_serving_imports_no_training_code() -> None:
     """What an HTTP worker loads to serve: no scikit-learn, no ONNX export, no evaluation
-    harness, no dataset loaders (each worker paid ~150 MB and a second for them)."""
+    harness, no dataset loaders (each worker paid ~150 MB and a second for them); no pandas
+    or pyarrow, which sqlite-utils would load (~75 MB); nothing of ingestion or of the
+    cloud link, which stay in the agent process."""
     import subprocess
     import sys
 
     training = ("sklearn", "skl2onnx", "onnx", "models.evaluation", "models.nbr.train",
-                "models.datasets", "models.training", "dask", "moto", "boto3")
+                "models.datasets", "models.training", "dask", "moto", "boto3", "pandas",
+                "pyarrow", "awscrt", "paho", "edge_agent.ingestion.service")
     code = ("import sys, edge_agent.api.app, edge_agent.api.worker; "
             f"print(sorted(m for m in {training!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
