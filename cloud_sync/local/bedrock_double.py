@@ -1,0 +1,261 @@
+"""A local stand-in for Amazon Bedrock Runtime's Converse API: a real HTTP server that
+boto3 reaches through `endpoint_url`, so a test exercises signing, serialization, error
+parsing and botocore's retries exactly as production does.
+
+    POST /model/{modelId}/converse      (rest-json, as botocore's bedrock-runtime model says)
+
+Behaviour is scripted per call (`script`) or per shopper (`script_shopper`, found in the
+request's summary), and otherwise `default`:
+
+    valid        a forced-tool answer built from the summary
+    malformed    a tool answer that breaks the schema (a confidence of 1.7, no churn risk)
+    no_tool      a text answer, no tool use
+    throttled    429 ThrottlingException          (botocore's standard mode retries it)
+    not_ready    429 ModelNotReadyException       (retried too: modelled as retryable)
+    timeout      408 ModelTimeoutException        (not retried by botocore)
+    failing      424 ModelErrorException          (not retried by botocore)
+    unavailable  503 ServiceUnavailableException
+    slow         waits `slow_s` seconds, then answers valid
+
+Errors carry the AWS shape: `x-amzn-ErrorType` header and a `{"message": ...}` body. Each
+answer has a realistic `usage`: tokens are UTF-8 bytes / 4, the shared prefix (tools and
+system) written to the cache on its first call and read from it afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote
+
+LOCALHOST = "127.0.0.1"
+BYTES_PER_TOKEN = 4  # the usual rule of thumb for English and JSON
+ERRORS = {  # behaviour -> (status, error code, message)
+    "throttled": (429, "ThrottlingException", "Too many requests, please wait."),
+    "not_ready": (429, "ModelNotReadyException", "Model is not ready."),
+    "timeout": (408, "ModelTimeoutException", "Model has timed out."),
+    "failing": (424, "ModelErrorException", "The model returned an error."),
+    "unavailable": (503, "ServiceUnavailableException", "Service unavailable."),
+}
+BEHAVIOURS = frozenset({"valid", "malformed", "no_tool", "slow", *ERRORS})
+ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+
+
+@dataclass(frozen=True)
+class Received:
+    model_id: str
+    shopper_id: str | None
+    behaviour: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class BedrockDouble:
+    def __init__(self, *, default: str = "valid", slow_s: float = 2.0) -> None:
+        self.default, self.slow_s = default, slow_s
+        self.received: list[Received] = []
+        self._calls: deque[str] = deque()
+        self._shoppers: dict[str, deque[str]] = defaultdict(deque)
+        self._cached_prefixes: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ scripting
+    def script(self, *behaviours: str) -> None:
+        """The next calls' behaviours, in order (after any shopper's own script)."""
+        with self._lock:
+            self._calls.extend(_checked(behaviours))
+
+    def script_shopper(self, shopper_id: str, *behaviours: str) -> None:
+        with self._lock:
+            self._shoppers[shopper_id].extend(_checked(behaviours))
+
+    def calls(self, shopper_id: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.received
+                       if shopper_id is None or r.shopper_id == shopper_id)
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Bedrock double is not running")
+        return f"http://{LOCALHOST}:{self._server.server_address[1]}"
+
+    def start(self) -> Self:
+        double = self
+
+        class Handler(_Handler):
+            owner = double
+
+        self._server = ThreadingHTTPServer((LOCALHOST, 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        name="bedrock-double", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()  # a slow answer in progress gives up its wait
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ answering
+    def _next(self, shopper_id: str | None) -> str:
+        with self._lock:
+            own = self._shoppers.get(shopper_id or "")
+            if own:
+                return own.popleft()
+            return self._calls.popleft() if self._calls else self.default
+
+    def answer(self, model_id: str, headers: dict[str, str], body: bytes
+               ) -> tuple[int, dict[str, str], dict[str, Any]]:
+        request = json.loads(body)
+        summary = _summary(request)
+        shopper = summary.get("shopper_id") if isinstance(summary, dict) else None
+        behaviour = self._next(shopper)
+        with self._lock:
+            self.received.append(Received(model_id, shopper, behaviour, headers, body))
+        if behaviour in ERRORS:
+            status, code, message = ERRORS[behaviour]
+            return status, {"x-amzn-ErrorType": code + ERROR_TYPE_SUFFIX}, {"message": message}
+        if behaviour == "slow":
+            self._stop.wait(self.slow_s)
+        started = time.perf_counter()
+        tool = request["toolConfig"]["tools"][0]["toolSpec"]["name"]
+        if behaviour == "no_tool":
+            content: list[dict[str, Any]] = [{"text": "I think this shopper likes milk."}]
+            stop, produced = "end_turn", content[0]["text"]
+        else:
+            answer = _malformed() if behaviour == "malformed" else _valid(summary)
+            content = [{"toolUse": {"toolUseId": "tooluse_" + uuid.uuid4().hex[:20],
+                                    "name": tool, "input": answer}}]
+            stop, produced = "tool_use", json.dumps(answer)
+        usage = self._usage(request, produced)
+        return 200, {}, {"output": {"message": {"role": "assistant", "content": content}},
+                         "stopReason": stop, "usage": usage,
+                         "metrics": {"latencyMs": int(1000 * (time.perf_counter() - started))}}
+
+    def _usage(self, request: dict[str, Any], produced: str) -> dict[str, int]:
+        prefix = json.dumps([request.get("toolConfig"), request.get("system")], sort_keys=True)
+        shared = _tokens(prefix)
+        fresh = _tokens(json.dumps(request.get("messages")))
+        with self._lock:
+            first = prefix not in self._cached_prefixes
+            self._cached_prefixes.add(prefix)
+        cached = any("cachePoint" in block for block in request.get("system", []))
+        write = shared if cached and first else 0
+        read = shared if cached and not first else 0
+        fresh += 0 if cached else shared
+        out = _tokens(produced)
+        return {"inputTokens": fresh, "outputTokens": out, "totalTokens": fresh + out + read
+                + write, "cacheReadInputTokens": read, "cacheWriteInputTokens": write}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: BedrockDouble
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoint
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        parts = self.path.split("?")[0].strip("/").split("/")
+        if len(parts) != 3 or parts[0] != "model" or parts[2] != "converse":
+            self._send(404, {"x-amzn-ErrorType": "UnknownOperationException"},
+                       {"message": f"no operation at {self.path}"})
+            return
+        auth = self.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 Credential=") or (
+                "/bedrock/aws4_request" not in auth):
+            self._send(403, {"x-amzn-ErrorType": "AccessDeniedException" + ERROR_TYPE_SUFFIX},
+                       {"message": "missing or unsigned request (SigV4, service bedrock)"})
+            return
+        try:
+            status, headers, payload = self.owner.answer(
+                unquote(parts[1]), {k.lower(): v for k, v in self.headers.items()}, body)
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            status, payload = 400, {"message": f"malformed request: {exc}"}
+            headers = {"x-amzn-ErrorType": "ValidationException" + ERROR_TYPE_SUFFIX}
+        self._send(status, headers, payload)
+
+    def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests read `received`, not stderr
+
+
+def _checked(behaviours: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = set(behaviours) - BEHAVIOURS
+    if unknown:
+        raise ValueError(f"unknown behaviour(s) {sorted(unknown)}; known: {sorted(BEHAVIOURS)}")
+    return behaviours
+
+
+def _tokens(text: str) -> int:
+    return max(1, len(text.encode()) // BYTES_PER_TOKEN)
+
+
+def _summary(request: dict[str, Any]) -> Any:
+    """The shopper summary in the user message (after its first line), or {}."""
+    for message in request.get("messages", []):
+        for block in message.get("content", []):
+            text = block.get("text", "")
+            if "\n" in text:
+                try:
+                    return json.loads(text.split("\n", 1)[1])
+                except ValueError:
+                    return {}
+    return {}
+
+
+def _valid(summary: dict[str, Any]) -> dict[str, Any]:
+    as_of = date.fromisoformat(summary.get("as_of") or date.today().isoformat())
+    forecasts = []
+    for c in summary.get("categories", []):
+        gap = c.get("median_gap_days")
+        if gap:
+            due = max(1, round(gap - c["last_purchase_days_ago"]))
+            forecasts.append({"category": c["category"], "confidence": 0.7,
+                              "next_purchase_date": (as_of + timedelta(days=due)).isoformat(),
+                              "reason": f"Bought about every {gap:g} days."})
+    inference = {"label": "regular weekly shopper", "confidence": 0.6,
+                 "reason": "Visits follow a steady weekly pattern."}
+    return {"forecasts": forecasts, "household": [inference], "lifestyle": [inference],
+            "churn_risk": {"level": "low", "probability": 0.1, "reason": "Visited recently."},
+            "value_band": "medium",
+            "opportunities": [{"category": f["category"], "confidence": 0.5,
+                               "action": "Suggest it on the shopping list."}
+                              for f in forecasts[:2]]}
+
+
+def _malformed() -> dict[str, Any]:
+    return {"forecasts": [{"category": "Milk", "next_purchase_date": "soon",
+                           "confidence": 1.7, "reason": "x" * 500}],
+            "household": "families", "value_band": "platinum"}
