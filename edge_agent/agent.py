@@ -114,7 +114,8 @@ class Agent:
                 if self.models.library is not None:
                     self._updater = ModelUpdater(self.models, self._uplink.link,
                                                  self._serving_metrics,
-                                                 self.settings.model_update_poll_s)
+                                                 self.settings.model_update_poll_s,
+                                                 interactions_db=self.settings.db)
                     self._updater.start()
             self._check_storage()
             self._tasks = [

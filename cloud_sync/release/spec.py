@@ -16,9 +16,11 @@ DEFAULT_SOAK_S = 1800
 DEFAULT_PROBATION_S = 600
 DEFAULT_MAX_ERROR_RATE = 0.01
 DEFAULT_MAX_P99_MS = 250.0
-# A store's error rate and p99 are evidence only over this many requests of its probation:
-# at the 1 % error bound, 100 requests is the fewest where one error is not already a breach.
-DEFAULT_MIN_REQUESTS = 100
+# A store's error rate and p99 are evidence only over this many requests of its probation
+# (one failure of three requests is not a 33 % error rate). The store's own probation uses
+# the same bar (edge_agent/updates/health.py imports it), so a number the store would act on
+# is one the controller judges and counts.
+DEFAULT_MIN_REQUESTS = 20
 # Share of a wave's stores that must give that evidence. 0: quiet stores (a night, a demo)
 # pass, counted and named in every decision; production may ask for 0.5 (see releases.md).
 DEFAULT_MIN_EVIDENCE_SHARE = 0.0

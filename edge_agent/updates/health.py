@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Metric
 
+from cloud_sync.release.spec import DEFAULT_MIN_REQUESTS
+
 HISTOGRAM = "edge_http_request_seconds"
 SERVED_PREFIX = "/v1/"
-# Fewer requests than this say nothing about an error rate or a p99 (one failure of three
-# requests is not a 33% error rate worth a rollback).
-MIN_REQUESTS = 20
+# Fewer requests than this say nothing about an error rate or a p99: the release
+# controller's bar for health evidence, shared so both ends judge alike.
+MIN_REQUESTS = DEFAULT_MIN_REQUESTS
 
 MetricSource = Callable[[], Iterable[Metric]]
 

@@ -5,16 +5,19 @@ One execution at a time, in one thread. For an install: download (bounded by the
 and digest), verify and smoke-test through the registry (which refuses a version not newer
 than the served one), swap, then a probation window watching this store's error rate and
 p99 latency; a breach rolls back locally at once and reports FAILED with the numbers, a
-quiet window reports SUCCEEDED with them. Each stage is reported in `statusDetails` as it is
-reached, so an agent killed mid-way finds, on restart, the same IN_PROGRESS execution and
-where it was: what it serves then is whatever the bundle folder's record says (always a
-verified bundle), and the execution is taken up again from there.
+quiet window reports SUCCEEDED with them, and with the recommendations' click-through of
+the new version and of the one before (`clickthrough.py`) for the controller to judge. Each
+stage is reported in `statusDetails` as it is reached, so an agent killed mid-way finds, on
+restart, the same IN_PROGRESS execution and where it was: what it serves then is whatever
+the bundle folder's record says (always a verified bundle), and the execution is taken up
+again from there.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from cloud_sync.link.jobs import JobExecution, JobRejected, JobsClient, JobsError
 from cloud_sync.link.mqtt import LinkClient
@@ -25,9 +28,11 @@ from cloud_sync.release.document import (
     StatusDetails,
 )
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
+from edge_agent.updates.clickthrough import before_and_after
 from edge_agent.updates.download import DownloadError, discard, download
 from edge_agent.updates.health import HealthWindow, MetricSource, snapshot
 from models.bundle import BundleError
+from models.events import utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +47,7 @@ UNKNOWN_VERSION = "unknown"
 
 class ModelUpdater:
     def __init__(self, registry: ModelRegistry, link: LinkClient, serving_metrics: MetricSource,
-                 poll_s: float) -> None:
+                 poll_s: float, interactions_db: Path | None = None) -> None:
         if registry.library is None:
             raise ValueError("model updates need a fleet public key (model_public_key)")
         self._registry = registry
@@ -50,6 +55,7 @@ class ModelUpdater:
         self._link = link
         self._metrics = serving_metrics
         self._poll_s = poll_s
+        self._interactions_db = interactions_db  # None: click-through is not reported
         self._jobs: JobsClient | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -119,12 +125,17 @@ class ModelUpdater:
             self._finish(execution, "FAILED", StatusDetails("refused", doc.version,
                                                             reason=reason))
             return
+        swapped, previous = utc_now(), self._previous_version()
         self._report(execution, StatusDetails("probation", doc.version))
         window, breach = self._probation(execution, doc)
         if window is None:
             return  # stopping: the execution stays IN_PROGRESS and is taken up on restart
-        health = {"requests": window.requests, "error_rate": round(window.error_rate, 6),
-                  "p99_ms": min(window.p99_ms, 1e9)}
+        health: dict[str, float | int] = {
+            "requests": window.requests, "error_rate": round(window.error_rate, 6),
+            "p99_ms": min(window.p99_ms, 1e9)}
+        if self._interactions_db is not None:
+            health |= before_and_after(self._interactions_db, previous, doc.version, swapped,
+                                       utc_now())
         if breach is None:
             self._finish(execution, "SUCCEEDED", StatusDetails("serving", doc.version, **health))
             return
@@ -138,6 +149,14 @@ class ModelUpdater:
             return  # the cloud ended the execution: nothing more to report on it
         self._finish(execution, "FAILED", StatusDetails("rolled-back", doc.version,
                                                         reason=breach, **health))
+
+    def _previous_version(self) -> str | None:
+        """The version served before the swap just made (after a restart in probation, the
+        serving record's previous)."""
+        if self._registry.previous is not None:
+            return self._registry.previous.version
+        record = self._library.serving()
+        return record.previous if record is not None else None
 
     def _install(self, execution: JobExecution, doc: JobDocument) -> None:
         self._fetch(execution, doc, reuse_installed=False)
