@@ -156,15 +156,15 @@ def _import(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         raise SettingsError(f"file: {args.file} does not exist")
     if args.kind == "layout":
-        from edge_agent.masterdata.layout import LayoutError, import_layout
+        from edge_agent.masterdata.layout import LayoutError, import_layout, running_store_notice
 
         try:
             layout_id = import_layout(settings, args.file)
         except LayoutError as exc:
             print(f"edge-agent: {args.file}: {exc}; nothing changed", file=sys.stderr)
             return 1
-        print(f"layout: {layout_id} from {args.file} is this store's layout; restart the agent"
-              " to route with it")
+        print(f"layout: {layout_id} from {args.file} is this store's layout")
+        print(running_store_notice(settings))
         return 0
     content = args.file.read_bytes()
     # The same file imported twice is the same batch: the second time changes nothing.

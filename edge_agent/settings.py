@@ -308,6 +308,10 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         _CONFIG_FILE_OVERRIDE.pop("path", None)
 
 
+# In a worker's settings JSON: the names of the settings given explicitly.
+_GIVEN_KEY = "__given__"
+
+
 def settings_to_json(settings: Settings) -> str:
     """Every value, secrets in clear: only for handing to the agent's own worker processes."""
 
@@ -320,12 +324,20 @@ def settings_to_json(settings: Settings) -> str:
             return value.isoformat()
         raise TypeError(f"cannot pass {type(value).__name__} to a worker")
 
-    return json.dumps(settings.model_dump(), default=plain)
+    # Which values were given (flag, env, file) travels too: a worker decides as its agent
+    # process did where that matters (an imported layout yields to a configured one).
+    return json.dumps({**settings.model_dump(), _GIVEN_KEY: sorted(settings.model_fields_set)},
+                      default=plain)
 
 
 def settings_from_json(text: str) -> Settings:
     """The settings a worker was handed by `settings_to_json` (they override env and file)."""
-    return Settings(**json.loads(text))
+    values = json.loads(text)
+    given = values.pop(_GIVEN_KEY, None)
+    settings = Settings(**values)
+    if given is not None:
+        object.__setattr__(settings, "__pydantic_fields_set__", set(given))
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,16 +1,19 @@
-"""The store's map and route planner, with walking costs kept current from zone traffic."""
+"""The store's map and route planner, with walking costs kept current from zone traffic;
+`LiveStoreMap` follows the layout file the operator imports, without a restart."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from models.events import format_ts, utc_now
-from store_layouts import Layout, Route, RoutePlanner
+from store_layouts import Layout, LayoutError, Route, RoutePlanner, load_layout_file
 
 logger = logging.getLogger(__name__)
 
@@ -19,12 +22,17 @@ TRAFFIC_WINDOW = timedelta(minutes=10)
 
 
 class StoreMap:
-    """Holds the current planner; `refresh_congestion` swaps in one priced by recent traffic
-    (requests read `planner` once, so a swap never affects a route being planned)."""
+    """One layout's map and planner; `refresh_congestion` swaps in a planner priced by recent
+    traffic (requests read `planner` once, so a swap never affects a route being planned).
 
-    def __init__(self, layout_name_or_path: str) -> None:
-        self.base = RoutePlanner.for_layout(layout_name_or_path)
+    By name or path, the planner is shared (cached per name); a `Layout` gets a planner of
+    its own, so a file read again under the same path never meets the old one's tables."""
+
+    def __init__(self, layout: str | Layout) -> None:
+        self.base = (RoutePlanner(layout) if isinstance(layout, Layout)
+                     else RoutePlanner.for_layout(layout))
         self.planner = self.base
+        self.traffic: dict[str, float] = {}  # people per zone the planner is priced with
         self._lock = threading.Lock()
         self._place_of_node = _place_names(self.base.layout)
 
@@ -37,9 +45,14 @@ class StoreMap:
         people = {zone: float(count) for zone, count in conn.execute(
             "SELECT zone_id, people FROM zone_traffic z WHERE ts = (SELECT max(ts) FROM"
             " zone_traffic WHERE zone_id = z.zone_id) AND ts >= ?", (since,))}
+        return self.apply_traffic(people)
+
+    def apply_traffic(self, people: dict[str, float]) -> dict[str, float]:
+        """Price walking by these head counts (zones this layout lacks are left out)."""
         known = {zone: count for zone, count in people.items() if zone in self.layout.zones}
         with self._lock:
             self.planner = self.base.with_traffic(known)
+            self.traffic = known
         return known
 
     def plan(self, items: list[tuple[str, str]], avoid_congestion: bool = True) -> Route:
@@ -90,6 +103,56 @@ class StoreMap:
                            "y": nodes[a.node].y} for a in layout.checkouts.values()],
             "zones": [{"id": z.id, "name": z.name} for z in layout.zones.values()],
         }
+
+
+class LiveStoreMap:
+    """The store's current `StoreMap`, following the operator's imported layout file.
+
+    `follow()` (a background task, every LAYOUT_CHECK_INTERVAL_S) looks at the file's
+    (mtime, size, inode); when they change it reads and checks the file and builds the whole
+    new map first, then replaces `current`, one reference. A request holds the map it
+    started with (`ServingState.for_request`). A file that does not load (corrupt, half
+    written by hand) is logged and the running map stays until the file changes again."""
+
+    def __init__(self, layout: str, follow: Path | None = None) -> None:
+        self._follow = follow
+        self._seen = _file_stamp(follow)
+        # At start an imported file that does not load is an error, as any bad setting is.
+        self.current = StoreMap(load_layout_file(follow) if self._seen else layout)
+
+    def refresh_congestion(self, conn: sqlite3.Connection) -> dict[str, float]:
+        return self.current.refresh_congestion(conn)
+
+    def follow(self) -> bool:
+        """Swap in the imported layout if its file changed since the last look (True then)."""
+        if self._follow is None:
+            return False
+        stamp = _file_stamp(self._follow)
+        if stamp == self._seen or stamp is None:
+            return False  # unchanged, or removed: the store keeps the layout it has
+        self._seen = stamp
+        try:
+            fresh = StoreMap(load_layout_file(self._follow))
+        except (LayoutError, OSError) as exc:
+            logger.error("%s: %s; still routing on layout %s", self._follow, exc,
+                         self.current.layout.id)
+            return False
+        fresh.apply_traffic(self.current.traffic)
+        previous, self.current = self.current, fresh
+        logger.info("layout %s from %s replaces layout %s", fresh.layout.id, self._follow,
+                    previous.layout.id)
+        return True
+
+
+def _file_stamp(path: Path | None) -> tuple[int, int, int] | None:
+    """What changes when the file is replaced or rewritten; None when there is none."""
+    if path is None:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size, info.st_ino
 
 
 def _place_names(layout: Layout) -> dict[str, str]:
