@@ -86,7 +86,9 @@ class Analyst:
         with self._client_lock:
             if self._client is None:
                 b = self.settings.bedrock
-                config = Config(retries={"mode": "standard", "max_attempts": b.max_attempts},
+                # total_max_attempts counts the first call (`max_attempts` would not).
+                retries = {"mode": "standard", "total_max_attempts": b.max_attempts}
+                config = Config(retries=retries,  # type: ignore[arg-type]
                                 connect_timeout=b.connect_timeout_s,
                                 read_timeout=b.read_timeout_s,
                                 max_pool_connections=max(10, b.concurrency))

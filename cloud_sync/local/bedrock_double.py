@@ -24,6 +24,7 @@ system) written to the cache on its first call and read from it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -37,6 +38,7 @@ from typing import Any, Self
 from urllib.parse import unquote
 
 LOCALHOST = "127.0.0.1"
+SHUTDOWN_POLL_S = 0.02
 BYTES_PER_TOKEN = 4  # the usual rule of thumb for English and JSON
 ERRORS = {  # behaviour -> (status, error code, message)
     "throttled": (429, "ThrottlingException", "Too many requests, please wait."),
@@ -99,8 +101,10 @@ class BedrockDouble:
             owner = double
 
         self._server = ThreadingHTTPServer((LOCALHOST, 0), Handler)
+        # A short poll: `stop` (shutdown) waits for the loop's next look.
         self._thread = threading.Thread(target=self._server.serve_forever,
-                                        name="bedrock-double", daemon=True)
+                                        args=(SHUTDOWN_POLL_S,), name="bedrock-double",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -205,7 +209,9 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        # The client may have given up (its read timeout): what a slow answer is for.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests read `received`, not stderr

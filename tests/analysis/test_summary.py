@@ -32,8 +32,8 @@ def test_rhythm_recency_and_visits_of_a_weekly_shopper() -> None:
 
 
 def test_anonymous_and_future_sales_are_nobodys_history_and_a_table_reads_the_same() -> None:
-    rows = weekly_rows("alice", 3) + [sale(None, NOW - timedelta(days=1), {"p-milk": 1}),
-                                      sale("alice", NOW + timedelta(days=1), {"p-pizza": 1})]
+    rows = [*weekly_rows("alice", 3), sale(None, NOW - timedelta(days=1), {"p-milk": 1}),
+            sale("alice", NOW + timedelta(days=1), {"p-pizza": 1})]
     summaries = summarize_lake(rows, CATALOG, now=NOW)
     assert list(summaries) == [shopper("alice")]
     assert "Frozen Meals" not in {c.category for c in summaries[shopper("alice")].categories}
@@ -47,6 +47,6 @@ def test_digest_changes_with_a_purchase_not_with_time() -> None:
     before = summarize_lake(rows, CATALOG, now=NOW)[shopper("alice")]
     later = summarize_lake(rows, CATALOG, now=NOW + timedelta(days=3))[shopper("alice")]
     assert summary_digest(before) == summary_digest(later)
-    bought = summarize_lake(rows + [sale("alice", NOW, {"p-nappies": 1})], CATALOG,
+    bought = summarize_lake([*rows, sale("alice", NOW, {"p-nappies": 1})], CATALOG,
                             now=NOW + timedelta(days=3))[shopper("alice")]
     assert summary_digest(bought) != summary_digest(before)
