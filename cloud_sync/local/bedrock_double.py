@@ -58,6 +58,7 @@ class Received:
     behaviour: str
     headers: dict[str, str]
     body: bytes
+    usage: dict[str, int] | None = None  # of a 200 answer, as sent
 
 
 class BedrockDouble:
@@ -136,8 +137,14 @@ class BedrockDouble:
         summary = _summary(request)
         shopper = summary.get("shopper_id") if isinstance(summary, dict) else None
         behaviour = self._next(shopper)
+        status, extra, payload = self._reply(behaviour, request, summary)
         with self._lock:
-            self.received.append(Received(model_id, shopper, behaviour, headers, body))
+            self.received.append(Received(model_id, shopper, behaviour, headers, body,
+                                          payload.get("usage")))
+        return status, extra, payload
+
+    def _reply(self, behaviour: str, request: dict[str, Any], summary: Any
+               ) -> tuple[int, dict[str, str], dict[str, Any]]:
         if behaviour in ERRORS:
             status, code, message = ERRORS[behaviour]
             return status, {"x-amzn-ErrorType": code + ERROR_TYPE_SUFFIX}, {"message": message}
