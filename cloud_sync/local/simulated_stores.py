@@ -5,8 +5,9 @@ Each store is provisioned like a real one (an IoT thing in the fleet group, a ce
 from the local CA), keeps one MQTT 5 connection (awsiotsdk) and a `JobsClient` on it. On
 `notify-next`, and when it comes online, it takes the next execution, downloads the job
 document's URL, checks the size and SHA-256, and reports `SUCCEEDED` with the health a
-healthy store would show. A store's `Behaviour` turns it into a drill: refuse with a reason,
-report bad health, or stay offline until told.
+healthy store would show, click-through before and after the swap included. A store's
+`Behaviour` turns it into a drill: refuse with a reason, report bad health or a collapsed
+click-through, or stay offline until told.
 
 Cheap by design: every connection shares awscrt's default event loop, and the blocking Jobs
 requests and downloads of all stores run on one thread pool (a store never has two checks in
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 # What a healthy store reports after its probation (numbers a real store's window shows).
 HEALTHY_REQUESTS = 500
 HEALTHY_P99_MS = 40.0
+# Recommendation click-through a store sees, and its impressions on each side of the swap (a
+# few hours of a kiosk; a wave of several stores pools past the controller's minimum).
+HEALTHY_CTR = 0.08
+HEALTHY_IMPRESSIONS = 400
 # Blocking work (Jobs requests, downloads) of all stores shares this many threads: enough to
 # keep the local Jobs service busy, few enough for two cores.
 DEFAULT_WORKERS = 16
@@ -55,6 +60,9 @@ class Behaviour:
     error_rate: float = 0.0  # > the release's max_error_rate: bad health reported
     p99_ms: float = HEALTHY_P99_MS
     requests: int = HEALTHY_REQUESTS
+    ctr_before: float = HEALTHY_CTR  # the previous version's, over the week before the swap
+    ctr_after: float = HEALTHY_CTR  # the new version's, over the probation
+    impressions: int = HEALTHY_IMPRESSIONS  # on each side
     offline: bool = False  # not connected until `go_online()`
 
 
@@ -164,7 +172,9 @@ class SimulatedStore:
             details = StatusDetails("serving", doc.version, reason="rolled back")
         else:
             details = StatusDetails("serving", doc.version, requests=b.requests,
-                                    error_rate=b.error_rate, p99_ms=b.p99_ms)
+                                    error_rate=b.error_rate, p99_ms=b.p99_ms,
+                                    ctr_before=b.ctr_before, impressions_before=b.impressions,
+                                    ctr_after=b.ctr_after, impressions_after=b.impressions)
         self._report(jobs, execution, "SUCCEEDED", details)
 
     def _download(self, doc: JobDocument) -> str | None:
