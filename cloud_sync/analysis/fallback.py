@@ -93,7 +93,10 @@ def fallback_analysis(summary: ShopperSummary, bands: ValueBands | None = None
                 action=f"Remind: usually bought every {c.median_gap_days:g} days, "
                        f"last {c.last_purchase_days_ago:g} days ago."))
     visits = summary.visits
-    usual_gap = 7.0 / visits.visits_per_week if visits.visits_per_week > 0 else 7.0
+    # The usual gap between visits, not visits over the whole span: a shopper who stopped
+    # coming would otherwise look merely infrequent.
+    usual_gap = visits.median_gap_days or (
+        7.0 / visits.visits_per_week if visits.visits_per_week > 0 else 7.0)
     ratio = visits.days_since_last_visit / usual_gap
     level = ("high" if ratio >= CHURN_HIGH_RATIO else
              "medium" if ratio >= CHURN_MEDIUM_RATIO else "low")

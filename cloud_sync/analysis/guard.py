@@ -27,7 +27,8 @@ purchase history. You never learn who they are and must not guess identities.
 The summary gives, per product category: purchases (baskets holding it), median_gap_days \
 between purchases, gap_variation (std/mean of the gaps, 0 = clockwork), \
 last_purchase_days_ago, units_total and spend_total; the visit pattern; household signals \
-(basket size, weekly spend); and as_of, the date of the summary.
+(basket size, weekly spend); visits.median_gap_days is the usual gap between visits; \
+as_of is the date of the summary.
 Answer only by calling the tool, with:
 - forecasts: for each category bought at least twice, the next purchase date (ISO date, \
 after as_of), a confidence in [0, 1] (regular, frequent rhythms earn more) and a short reason;
@@ -101,7 +102,8 @@ CATEGORY_FIELDS: dict[str, Check] = {
     "gap_variation": RATIO, "last_purchase_days_ago": DAYS, "units_total": MONEY,
     "spend_total": MONEY}
 VISIT_FIELDS: dict[str, Check] = {
-    "visits": COUNT, "visits_per_week": COUNT, "days_since_last_visit": DAYS,
+    "visits": COUNT, "visits_per_week": COUNT, "median_gap_days": _number(DAYS_MAX, nullable=True),
+    "days_since_last_visit": DAYS,
     "usual_weekday": _word(WEEKDAYS), "usual_weekday_share": RATIO,
     "usual_hour_band": _word(band for _, band in HOUR_BANDS), "usual_hour_band_share": RATIO}
 HOUSEHOLD_FIELDS: dict[str, Check] = {

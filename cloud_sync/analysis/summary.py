@@ -53,6 +53,7 @@ class CategoryRhythm(_Frozen):
 class VisitPattern(_Frozen):
     visits: int
     visits_per_week: float
+    median_gap_days: float | None  # between visits; None with one visit
     days_since_last_visit: float
     usual_weekday: Weekday
     usual_weekday_share: float
@@ -126,6 +127,8 @@ def _summary(shopper: str, baskets: list[_Basket], now: datetime, tz: tzinfo
     spend = sum(b.spend for b in baskets)
     visits = VisitPattern(
         visits=len(baskets), visits_per_week=_r(7.0 * len(baskets) / days),
+        median_gap_days=_r(median(gaps)) if (gaps := [
+            (b.ts - a.ts) / DAY_S for a, b in pairwise(baskets)]) else None,
         days_since_last_visit=_r((now_s - baskets[-1].ts) / DAY_S),
         usual_weekday=weekday, usual_weekday_share=_r(weekday_n / len(baskets)),
         usual_hour_band=band, usual_hour_band_share=_r(band_n / len(baskets)))
