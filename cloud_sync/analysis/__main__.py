@@ -1,0 +1,107 @@
+"""`python -m cloud_sync.analysis`: analyse one shopper, or every one, from the lake.
+
+    python -m cloud_sync.analysis (--local DIR | --bucket B [--region R] | --parquet FILE)
+        --catalog CSV (--shopper PSEUDONYM | --all) [--days N] [--double] [--state-dir DIR]
+
+Prints one JSON analysis a line, each saying its producer (bedrock or fallback, and why).
+Bedrock settings come from the environment (EDGE_ANALYSIS_*, see settings.py) and boto3's
+credential chain; without credentials every shopper gets the fallback, saying so.
+`--double` starts the local Bedrock double for the run (the Bedrock path without AWS).
+Not yet a `cloud-sync` subcommand: that file's documented-commands test reads docs this
+step may not edit (see docs/analysis.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from cloud_sync.analysis.bedrock import Analyst
+from cloud_sync.analysis.fallback import ValueBands
+from cloud_sync.analysis.settings import AnalysisSettings
+from cloud_sync.analysis.summary import summarize_lake
+from cloud_sync.retrain.config import LakeLocation
+from cloud_sync.retrain.run import load_catalog
+
+PROG = "python -m cloud_sync.analysis"
+DEFAULT_DAYS = 365  # a year holds every rhythm a supermarket sees, seasonal ones included
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", type=Path, metavar="DIR",
+                       help="a running `cloud-sync local up --dir DIR` (its lake bucket)")
+    where.add_argument("--bucket", help="the lake bucket (AWS credentials from the environment)")
+    where.add_argument("--parquet", type=Path, metavar="FILE", help="lake rows in one file")
+    p.add_argument("--region", help="AWS region of the lake bucket")
+    p.add_argument("--catalog", required=True, metavar="CSV|s3://BUCKET/KEY",
+                   help="the chain's catalog (product_id, category)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--shopper", metavar="PSEUDONYM", help="one shopper")
+    who.add_argument("--all", action="store_true", help="every shopper in the lake")
+    p.add_argument("--days", type=int, default=DEFAULT_DAYS, help="history read, in days")
+    p.add_argument("--double", action="store_true",
+                   help="answer from a local Bedrock double (no AWS needed)")
+    p.add_argument("--state-dir", type=Path, help="budget and history files (.analysis)")
+    p.add_argument("--log-level", default="WARNING",
+                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    settings = AnalysisSettings.from_env()
+    if args.state_dir:
+        settings = replace(settings, state_dir=args.state_dir)
+    if args.parquet:
+        location = LakeLocation(bucket="", region=args.region)
+        rows = pq.read_table(args.parquet)
+    else:
+        from cloud_sync.local.stack import LAKE_BUCKET
+
+        location = (LakeLocation(bucket=LAKE_BUCKET, local_dir=args.local.resolve())
+                    if args.local else LakeLocation(bucket=args.bucket, region=args.region))
+        rows = location.lake().read(since=(now - timedelta(days=args.days)).date())
+    categories = load_catalog(args.catalog, location)
+    summaries = summarize_lake(rows, categories, now=now)
+    if args.shopper and args.shopper not in summaries:
+        print(f"{PROG}: no sales of shopper {args.shopper} in the lake", file=sys.stderr)
+        return 2
+    chosen = [summaries[args.shopper]] if args.shopper else list(summaries.values())
+    with contextlib.ExitStack() as stack:
+        if args.double:
+            from cloud_sync.local.bedrock_double import BedrockDouble
+
+            double = stack.enter_context(BedrockDouble())
+            settings = replace(settings, bedrock=replace(
+                settings.bedrock, endpoint_url=double.endpoint_url,
+                access_key_id="local-double", secret_access_key="local-double"))
+        analyst = Analyst(settings, set(categories.values()),
+                          bands=ValueBands.from_summaries(summaries.values()))
+        for result in analyst.analyze_all(chosen):
+            print(result.model_dump_json(), flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    except (ValueError, OSError) as exc:
+        print(f"{PROG}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
