@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from sklearn.linear_model import LinearRegression
 
 from cloud_sync.cli import main as cloud_sync_main
 from cloud_sync.local.broker import find_mosquitto
@@ -19,7 +21,8 @@ from cloud_sync.local.simulated_stores import Behaviour, SimulatedFleet
 from cloud_sync.local.stack import LocalCloud
 from cloud_sync.release.commands import LOCAL_RELEASES_BUCKET
 from cloud_sync.release.record import ABORTED, COMPLETE, ReleaseRecord, ReleaseStore
-from tests.model_bundles import Bundles
+from models import onnx_export
+from models.bundle import build_bundle, generate_keypair, load_private_key
 
 JOB_MINUTE_S = 2.0  # the stand-in's job minute: 10 stores a "minute" start within 2 s
 STORES = [f"gate-{i}" for i in range(5)]
@@ -32,8 +35,7 @@ _versions = itertools.count(1)
 class Gate:
     cloud: LocalCloud
     sims: SimulatedFleet
-    bundles: Bundles
-    root: Path
+    root: Path  # keys/, models/ (one tiny model: simulated stores load nothing)
 
     def cli(self, *args: str) -> int:
         return cloud_sync_main(["release", *args, "--local", str(self.cloud.directory)])
@@ -41,10 +43,12 @@ class Gate:
     def release(self, *extra: str) -> str:
         """Create a release of a new version with no soak or probation; its version."""
         version = f"gate-{next(_versions)}"
-        archive = self.bundles.build(self.root / f"{version}.tar.gz", version)
+        archive = build_bundle(self.root / "models", self.root / f"{version}.tar.gz",
+                               load_private_key(self.root / "keys" / "bundle_signing_key.pem"),
+                               version=version)
         assert self.cli("create", "--bundle", str(archive), "--public-key",
-                        str(self.bundles.public_key), "--soak-s", "0", "--probation-s", "0",
-                        *extra) == 0
+                        str(self.root / "keys" / "bundle_signing_key.pub.pem"), "--soak-s", "0",
+                        "--probation-s", "0", *extra) == 0
         return version
 
     def watch(self) -> int:
@@ -58,15 +62,20 @@ class Gate:
 
 
 @pytest.fixture(scope="module")
-def gate(bundles: Bundles, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
     if find_mosquitto() is None:
         pytest.skip("mosquitto is not installed")
     root = tmp_path_factory.mktemp("release-gate")
+    generate_keypair(root / "keys")
+    (root / "models").mkdir()
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    onnx_export.save(onnx_export.to_onnx_float32(LinearRegression().fit(x, x[:, 0]), 2),
+                     root / "models" / "timing.onnx")
     with LocalCloud(root / "cloud", jobs_seconds_per_minute=JOB_MINUTE_S) as cloud:
         sims = SimulatedFleet.provision(cloud, STORES, root / "creds", workers=4)
         try:
             sims.start()
-            yield Gate(cloud, sims, bundles, root)
+            yield Gate(cloud, sims, root)
         finally:
             sims.close()
 
