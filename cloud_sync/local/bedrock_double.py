@@ -19,7 +19,8 @@ request's summary), and otherwise `default`:
 
 Errors carry the AWS shape: `x-amzn-ErrorType` header and a `{"message": ...}` body. Each
 answer has a realistic `usage`: tokens are UTF-8 bytes / 4, the shared prefix (tools and
-system) written to the cache on its first call and read from it afterwards.
+system) written to the cache on its first call and read from it afterwards, when it is at
+least the model's minimum cacheable length.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from urllib.parse import unquote
 
 LOCALHOST = "127.0.0.1"
 SHUTDOWN_POLL_S = 0.02
+# The shortest prefix Bedrock caches, per model (Anthropic's documented floors): shorter
+# ones are billed as plain input, the cache point silently ignored.
+CACHE_MIN_TOKENS = {"claude-haiku-4-5": 4_096, "claude-opus-4-5": 4_096}
+DEFAULT_CACHE_MIN_TOKENS = 1_024
 BYTES_PER_TOKEN = 4  # the usual rule of thumb for English and JSON
 ERRORS = {  # behaviour -> (status, error code, message)
     "throttled": (429, "ThrottlingException", "Too many requests, please wait."),
@@ -137,13 +142,13 @@ class BedrockDouble:
         summary = _summary(request)
         shopper = summary.get("shopper_id") if isinstance(summary, dict) else None
         behaviour = self._next(shopper)
-        status, extra, payload = self._reply(behaviour, request, summary)
+        status, extra, payload = self._reply(behaviour, request, summary, model_id)
         with self._lock:
             self.received.append(Received(model_id, shopper, behaviour, headers, body,
                                           payload.get("usage")))
         return status, extra, payload
 
-    def _reply(self, behaviour: str, request: dict[str, Any], summary: Any
+    def _reply(self, behaviour: str, request: dict[str, Any], summary: Any, model_id: str
                ) -> tuple[int, dict[str, str], dict[str, Any]]:
         if behaviour in ERRORS:
             status, code, message = ERRORS[behaviour]
@@ -160,19 +165,24 @@ class BedrockDouble:
             content = [{"toolUse": {"toolUseId": "tooluse_" + uuid.uuid4().hex[:20],
                                     "name": tool, "input": answer}}]
             stop, produced = "tool_use", json.dumps(answer)
-        usage = self._usage(request, produced)
+        usage = self._usage(request, produced, model_id)
         return 200, {}, {"output": {"message": {"role": "assistant", "content": content}},
                          "stopReason": stop, "usage": usage,
                          "metrics": {"latencyMs": int(1000 * (time.perf_counter() - started))}}
 
-    def _usage(self, request: dict[str, Any], produced: str) -> dict[str, int]:
+    def _usage(self, request: dict[str, Any], produced: str, model_id: str
+               ) -> dict[str, int]:
         prefix = json.dumps([request.get("toolConfig"), request.get("system")], sort_keys=True)
         shared = _tokens(prefix)
         fresh = _tokens(json.dumps(request.get("messages")))
+        floor = next((n for name, n in CACHE_MIN_TOKENS.items() if name in model_id),
+                     DEFAULT_CACHE_MIN_TOKENS)
+        cached = shared >= floor and any(
+            "cachePoint" in block for block in request.get("system", []))
         with self._lock:
             first = prefix not in self._cached_prefixes
-            self._cached_prefixes.add(prefix)
-        cached = any("cachePoint" in block for block in request.get("system", []))
+            if cached:
+                self._cached_prefixes.add(prefix)
         write = shared if cached and first else 0
         read = shared if cached and not first else 0
         fresh += 0 if cached else shared

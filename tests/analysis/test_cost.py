@@ -31,15 +31,19 @@ def test_costs_match_the_responses_usage(
     usages = [r.usage for r in double.received]
     assert all(u is not None for u in usages) and len(usages) == 2
     first, second = usages[0], usages[1]
-    assert first and second and first["cacheWriteInputTokens"] > 0  # the prefix is written
-    assert second["cacheReadInputTokens"] == first["cacheWriteInputTokens"]  # then read
+    assert first and second
+    if model == SONNET_4_5:  # the shared prefix is written, then read
+        assert first["cacheWriteInputTokens"] > 0
+        assert second["cacheReadInputTokens"] == first["cacheWriteInputTokens"]
+        assert results[1].cost.dollars < results[0].cost.dollars  # the cache pays
+    else:  # under Haiku 4.5's 4,096-token floor nothing is cached, all is plain input
+        assert first["cacheWriteInputTokens"] == second["cacheReadInputTokens"] == 0
     for result, usage in zip(results, usages, strict=True):
         assert usage is not None and result.model_id == model
         assert result.cost.input_tokens == usage["inputTokens"]
         assert result.cost.output_tokens == usage["outputTokens"]
         assert result.cost.cache_read_tokens == usage["cacheReadInputTokens"]
         assert result.cost.dollars == pytest.approx(_dollars(usage, price_in, price_out))
-    assert results[1].cost.dollars < results[0].cost.dollars  # the cache pays
     assert analyst.budget.spent() == pytest.approx(sum(r.cost.dollars for r in results))
 
 
