@@ -202,10 +202,13 @@ def check_request(request: Mapping[str, Any], taxonomy: frozenset[str]) -> None:
         raise GuardError("inferenceConfig", "not the fixed inference settings")
     messages = request["messages"]
     if (not isinstance(messages, list) or len(messages) != 1
-            or messages[0].get("role") != "user" or len(messages[0].get("content", [])) != 1):
+            or not isinstance(messages[0], Mapping) or set(messages[0]) != {"role", "content"}
+            or messages[0]["role"] != "user" or not isinstance(messages[0]["content"], list)
+            or len(messages[0]["content"]) != 1):
         raise GuardError("messages", "expected one user message with one block")
     block = messages[0]["content"][0]
-    if set(block) != {"text"} or not block["text"].startswith(USER_PREFIX):
+    if (not isinstance(block, Mapping) or set(block) != {"text"}
+            or not isinstance(block["text"], str) or not block["text"].startswith(USER_PREFIX)):
         raise GuardError("messages", "expected the summary text block")
     try:
         payload = json.loads(block["text"][len(USER_PREFIX):])

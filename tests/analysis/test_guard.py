@@ -81,6 +81,9 @@ def test_a_category_of_the_catalog_that_looks_personal_is_refused() -> None:
     lambda r: r["messages"][0]["content"].append({"text": "loyalty 12345678"}),
     lambda r: r["messages"][0]["content"][0].update(text="Summary:\n{}"),
     lambda r: r.update(additionalModelRequestFields={"name": "Alice"}),
+    lambda r: r["messages"][0].update(note="Alice"),
+    lambda r: r["messages"].__setitem__(0, "Alice Smith"),
+    lambda r: r["messages"][0]["content"].__setitem__(0, {"text": 42}),
     lambda r: r["toolConfig"]["tools"][0]["toolSpec"].update(description="for Alice"),
 ])
 def test_the_whole_request_is_checked_before_it_is_sent(
