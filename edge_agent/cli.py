@@ -19,6 +19,8 @@ from edge_agent.storage.lock import DatabaseInUse, DatabaseLock
 from models.masterdata.records import KINDS
 
 logger = logging.getLogger(__name__)
+# Commands that need an extra beyond what a store runs (pyproject.toml).
+COMMAND_EXTRAS = {"train": "train", "demo": "demo"}
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -259,6 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo_runner.run_demo(settings_from_args(args), args)
     except (SettingsError, DatabaseInUse) as exc:
         print(f"edge-agent: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        from cloud_sync.entry import missing_extra
+
+        extra = COMMAND_EXTRAS.get(args.command)
+        message = missing_extra(f"edge-agent {args.command}", exc, extra) if extra else None
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
         return 2
     return 1
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
+from edge_agent.broker import MosquittoBroker, find_mosquitto
+from edge_agent.embedded_broker import EmbeddedBroker
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

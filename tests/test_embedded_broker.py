@@ -16,8 +16,9 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge_agent.broker import EmbeddedBroker, MosquittoBroker, find_mosquitto
+from edge_agent.broker import MosquittoBroker, find_mosquitto
 from edge_agent.demo import runner as demo_runner
+from edge_agent.embedded_broker import EmbeddedBroker
 from edge_agent.settings import load_settings
 from edge_agent.simulator.publisher import MqttPublisher
 from tests.conftest import require_component

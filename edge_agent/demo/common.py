@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from edge_agent.broker import (
-    EmbeddedBroker,
     MosquittoBroker,
     find_mosquitto,
     port_is_free,
@@ -25,6 +24,7 @@ from edge_agent.simulator.simulation import Simulation, SimulationConfig
 
 if TYPE_CHECKING:
     from edge_agent.demo.catalog import Product
+    from edge_agent.embedded_broker import EmbeddedBroker
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ def demo_settings(settings: Settings, broker: MosquittoBroker | EmbeddedBroker |
         update["db"] = DEMO_DB_PATH  # no --db / EDGE_DB / config file: demo default
     if broker is not None:
         update["broker"] = broker.url
-    if isinstance(broker, EmbeddedBroker):
-        update["mqtt_protocol"] = "3.1.1"  # amqtt refuses MQTT 5
+    if broker is not None and broker.mqtt_protocol != "5":
+        update["mqtt_protocol"] = broker.mqtt_protocol  # amqtt refuses MQTT 5
     accounts = broker_accounts(broker, update.get("store_id", settings.store_id))
     if accounts is not None:  # the agent logs in with its own, subscribe-only account
         agent = accounts.account(AGENT_CLASS)
@@ -98,6 +98,8 @@ def start_local_broker(kind: str = "auto", store_ids: Sequence[str] = ()
     if kind == "auto":
         logger.warning("mosquitto is not installed: using the embedded amqtt broker "
                        "(MQTT 3.1.1 only, sessions in memory)")
+    from edge_agent.embedded_broker import EmbeddedBroker  # the fallback: amqtt, only here
+
     return EmbeddedBroker().start(), "amqtt, embedded, MQTT 3.1.1"
 
 
