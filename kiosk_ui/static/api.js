@@ -54,6 +54,32 @@ export async function api(path, { method = "GET", body } = {}) {
   throw new ApiError(message, response.status, code);
 }
 
+// This screen's id in feedback events: kept in local storage, made once per device.
+const DEVICE_STORAGE = "edge-agent-device-id";
+
+function deviceId() {
+  try {
+    let id = localStorage.getItem(DEVICE_STORAGE);
+    if (!id) {
+      id = `screen-${Math.random().toString(16).slice(2, 14)}`;
+      localStorage.setItem(DEVICE_STORAGE, id);
+    }
+    return id;
+  } catch {
+    return "screen-unknown"; // storage switched off: feedback still counts
+  }
+}
+
+// Tells the store what a shopper saw or tapped (impression, click, ...), for attribution and
+// a model release's click-through. Fire and forget: a failure must never reach the shopper.
+export function sendFeedback(action, item, customerId, context) {
+  const body = {
+    device_id: deviceId(), action, product_id: item.product_id, context,
+    customer_id: customerId || null, model_version: item.model_version ?? null,
+  };
+  api("/v1/feedback", { method: "POST", body }).catch(() => {});
+}
+
 export function showError(element, error) {
   element.textContent = error instanceof ApiError ? error.message : "Something went wrong. Please try again.";
   element.hidden = false;

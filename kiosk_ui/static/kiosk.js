@@ -1,4 +1,4 @@
-import { ApiError, api, clearError, el, plural, showError } from "./api.js";
+import { ApiError, api, clearError, el, plural, sendFeedback, showError } from "./api.js";
 import { drawMap } from "./storemap.js";
 
 // A kiosk is shared: forget the shopper (and a half-typed number, and any message) after a
@@ -77,11 +77,19 @@ function renderList(items, route) {
   $("list-empty").hidden = items.length > 0;
 }
 
-function renderRecommendations(items) {
-  $("recs").replaceChildren(...items.map((item) => el("li",
-    { "data-product": item.product_id },
-    el("span", {}, el("strong", {}, item.name), el("span", { class: "reason muted" }, item.reason)),
-    item.price != null ? el("span", {}, `£${item.price.toFixed(2)}`) : "")));
+// Feedback context of what the recommendations panel shows (the release gate's click-through
+// counts this context only).
+const RECS_CONTEXT = "recommendations";
+
+function renderRecommendations(items, customerId) {
+  $("recs").replaceChildren(...items.map((item) => {
+    const row = el("li", { "data-product": item.product_id },
+      el("span", {}, el("strong", {}, item.name), el("span", { class: "reason muted" }, item.reason)),
+      item.price != null ? el("span", {}, `£${item.price.toFixed(2)}`) : "");
+    row.addEventListener("click", () => sendFeedback("click", item, customerId, RECS_CONTEXT));
+    return row;
+  }));
+  for (const item of items) sendFeedback("impression", item, customerId, RECS_CONTEXT);
 }
 
 function routeSummary(route) {
@@ -119,7 +127,7 @@ async function showShopper(loyaltyNumber) {
     if (stale()) return;
     renderList(list.items, route);
     const listed = new Set(list.items.map((item) => item.product_id));
-    renderRecommendations(recs.items.filter((item) => !listed.has(item.product_id)));
+    renderRecommendations(recs.items.filter((item) => !listed.has(item.product_id)), customerId);
     drawMap($("map"), map, route);
     $("route-summary").textContent = routeSummary(route);
     $("welcome").hidden = true;
