@@ -147,12 +147,13 @@ class ReleaseController:
         # Who took the release is read before the cancel: a force-cancel turns in-progress
         # executions into CANCELED, and those stores may already serve the new bundle.
         took = self.stores_that_took(record)
-        if record.status == ROLLING_OUT:
-            # Earlier waves too: one judged at its deadline still holds the queued executions
-            # of stores that were offline, which must not take a stopped release later.
-            for job in [w["job_id"] for w in record.waves[:record.current + 1] if w["job_id"]]:
-                if job == wave["job_id"] or jobs.job_status(self.iot, job) == "IN_PROGRESS":
-                    jobs.cancel_job(self.iot, job, reason)
+        # Earlier waves too, and those of a completed release: a wave judged at its deadline
+        # still holds the queued executions of stores that were offline, which must not
+        # take a stopped release when they are back.
+        for job in [w["job_id"] for w in record.waves if w["job_id"]]:
+            current = record.status == ROLLING_OUT and job == wave["job_id"]
+            if current or jobs.job_status(self.iot, job) == "IN_PROGRESS":
+                jobs.cancel_job(self.iot, job, reason)
         record.status = status
         self._note(record, Decision(ABORT if status == ABORTED else ROLLBACK, reason))
         if not took:

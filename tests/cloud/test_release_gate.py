@@ -160,3 +160,18 @@ def test_past_the_deadline_too_few_reports_keep_the_wave_waiting(fleet: Gate) ->
     for sim in fleet.sims:
         sim.go_online()
     assert fleet.watch() == 0
+
+
+def test_a_store_back_after_a_rollback_is_not_offered_the_rolled_back_release(
+        fleet: Gate) -> None:
+    before = fleet.release("--waves", "100")
+    assert fleet.watch() == 0
+    away = fleet.sims[STORES[-1]]
+    away.go_offline()
+    version = fleet.release("--waves", "100", "--wave-deadline-s", "2")
+    assert fleet.watch() == 0  # complete without the offline store, its execution queued
+    assert fleet.cli("rollback", "--reason", "a regression found in the lake") == 0
+    assert fleet.sims.wait_serving(before, WAIT_S, STORES[:-1])
+    away.go_online()  # the wave's job was cancelled with the rollback: nothing to take
+    fleet.sims.wait_serving(version, 3 * JOB_MINUTE_S, [away.name])
+    assert away.serving == before
