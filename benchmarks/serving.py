@@ -134,7 +134,8 @@ def sample_targets(db_path: Path, count: int = 2000) -> dict[str, list[str]]:
     conn = sqlite3.connect(db_path)
     try:
         customers = conn.execute(
-            "SELECT c.customer_id, c.loyalty_number FROM customers c JOIN shopper_features f"
+            # Devices name shoppers by their opaque id (what a loyalty-number lookup gives).
+            "SELECT c.shopper_ref, c.loyalty_number FROM customers c JOIN shopper_features f"
             " USING (customer_id) WHERE c.consent_personalization AND c.consent_staff_assist"
             " ORDER BY random() LIMIT ?", (count,)).fetchall()
         products = [r[0] for r in conn.execute(

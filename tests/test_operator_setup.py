@@ -107,10 +107,13 @@ def test_an_empty_store_becomes_a_personalizing_one_with_documented_commands(
     assert "bundle" in done.stdout and "nbr" in done.stdout
     assert "no purchase-timing model" in done.stdout  # five weeks are too few for it
 
-    consenting = [s.customer_id for s in shoppers if s.consent_personalization]
+    card = next(s.loyalty_number for s in shoppers if s.consent_personalization)
+    # As the kiosk does: the card's number gives the opaque id every shopper answer takes.
+    shopper = httpx.get(f"{url}/v1/shoppers/lookup", params={"loyalty_number": card},
+                        headers={"X-API-Key": KIOSK_KEY}, timeout=10).json()["customer_id"]
 
     def personal() -> bool:
-        answer = httpx.get(f"{url}/v1/shoppers/{consenting[0]}/recommendations",
+        answer = httpx.get(f"{url}/v1/shoppers/{shopper}/recommendations",
                            headers={"X-API-Key": KIOSK_KEY}, timeout=10).json()
         return bool(answer.get("personalized"))
 

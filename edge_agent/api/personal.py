@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Annotated
+
+from fastapi import Path
 
 from edge_agent.api.errors import ConsentRequired, NotReady, UnknownCustomer
 from edge_agent.api.state import ServingState
@@ -13,7 +16,12 @@ from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.recommend import popular_products, rank_candidates
 from edge_agent.shoppers.timing import CategoryTiming, category_timings
-from models.events import utc_now
+from models.events import MAX_ID_LENGTH, utc_now
+
+# Devices name a shopper by the opaque id a loyalty-number lookup returned, never by the
+# loyalty system's customer id (often sequential: a device could walk the list).
+ShopperId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH,
+                                description="the shopper's opaque id, from /v1/shoppers/lookup")]
 
 
 @contextmanager
@@ -35,10 +43,16 @@ def current_models(state: ServingState) -> LoadedModels:
     return models
 
 
-def consenting_profile(state: ServingState, customer_id: str) -> profiles.Profile:
-    """The shopper's profile, for an answer that needs their consent to personalization."""
+def device_profile(state: ServingState, shopper_id: str) -> profiles.Profile:
+    """The profile of the shopper a device names by their opaque id (404 if unknown)."""
     with shopper_errors():
-        profile = profiles.load_profile(state.reads.get(), customer_id)
+        return profiles.load_device_profile(state.reads.get(), shopper_id)
+
+
+def consenting_profile(state: ServingState, shopper_id: str) -> profiles.Profile:
+    """The shopper's profile, for an answer that needs their consent to personalization."""
+    profile = device_profile(state, shopper_id)
+    with shopper_errors():
         profiles.require_personalization(profile)
     return profile
 

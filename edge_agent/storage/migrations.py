@@ -246,3 +246,18 @@ def _uplink_cursor(db: sqlite_utils.Database) -> None:
                     " lake_seq INTEGER NOT NULL DEFAULT 0, updated_at TEXT)")
     db.conn.execute("INSERT INTO uplink_cursor (id, outbox_id, seq)"
                     " VALUES (1, lower(hex(randomblob(6))), 0)")
+
+
+@migration(8, "opaque shopper ids for devices: a random reference per customer")
+def _shopper_refs(db: sqlite_utils.Database) -> None:
+    # Customer ids come from the chain's loyalty system and are often sequential; a device
+    # addressing shoppers by them could walk the whole list. Devices get this instead: 128
+    # random bits, set by a trigger so every way a customer row is written gets one.
+    conn = db.conn
+    conn.execute("ALTER TABLE customers ADD COLUMN shopper_ref TEXT")
+    conn.execute("UPDATE customers SET shopper_ref = lower(hex(randomblob(16)))")
+    conn.execute("CREATE UNIQUE INDEX customers_shopper_ref ON customers (shopper_ref)")
+    conn.execute("CREATE TRIGGER customers_new_shopper_ref AFTER INSERT ON customers"
+                 " WHEN NEW.shopper_ref IS NULL BEGIN"
+                 " UPDATE customers SET shopper_ref = lower(hex(randomblob(16)))"
+                 " WHERE rowid = NEW.rowid; END")

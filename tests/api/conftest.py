@@ -17,6 +17,7 @@ from edge_agent.broker import MosquittoBroker
 from edge_agent.settings import load_settings
 from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_until
 from tests.model_bundles import Bundles
+from tests.shopper_ids import device_shopper_id
 
 KEYS = {"display": "display-key-0123456789", "kiosk": "kiosk-key-0123456789",
         "staff": "staff-key-0123456789", "admin": "admin-key-0123456789"}
@@ -37,6 +38,20 @@ class Store:
     def post(self, path: str, body: object, role: str | None = "kiosk"):
         headers = {"X-API-Key": KEYS[role]} if role else {}
         return self.client.post(path, headers=headers, json=body)
+
+    def shopper(self, customer_id: str) -> str:
+        """The opaque id devices know this customer by (what a loyalty-number lookup
+        returns)."""
+        return device_shopper_id(self.db_path, customer_id)
+
+    def get_shopper(self, customer_id: str, what: str, role: str | None = "kiosk",
+                    **params: object):
+        """GET /v1/shoppers/{their opaque id}/{what}, as a device that looked them up."""
+        return self.get(f"/v1/shoppers/{self.shopper(customer_id)}/{what}", role, **params)
+
+    def get_insights(self, customer_id: str, role: str | None = "staff"):
+        """GET /v1/staff/shoppers/{their opaque id}/insights."""
+        return self.get(f"/v1/staff/shoppers/{self.shopper(customer_id)}/insights", role)
 
     @property
     def bundle_folder(self) -> Path:

@@ -85,8 +85,8 @@ def test_restock_alerts_name_the_aisle(store: Store) -> None:
 
 
 def test_shopping_list_stops_are_numbered_in_walking_order(weekly_shopper: Store) -> None:
-    listed = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list").json()["items"]
-    route = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list/route").json()
+    listed = weekly_shopper.get_shopper("C-WEEKLY", "shopping-list").json()["items"]
+    route = weekly_shopper.get_shopper("C-WEEKLY", "shopping-list/route").json()
     stops = route["stops"]
     assert [stop["number"] for stop in stops] == list(range(1, len(stops) + 1))
     # One number per place: each stop is somewhere else, and every item is at one stop.

@@ -32,7 +32,7 @@ def lapsing_habit(store: Store) -> Store:
 
 
 def test_the_most_overdue_habit_comes_first(lapsing_habit: Store) -> None:
-    items = lapsing_habit.get("/v1/shoppers/C-WEEKLY/shopping-list").json()["items"]
+    items = lapsing_habit.get_shopper("C-WEEKLY", "shopping-list").json()["items"]
     order = [item["product_id"] for item in items]
     assert order[:2] == ["BREAD", "NAPPIES"], order
     by_id = {item["product_id"]: item for item in items}
@@ -42,11 +42,11 @@ def test_the_most_overdue_habit_comes_first(lapsing_habit: Store) -> None:
 
 
 def test_categories_read_as_nouns(lapsing_habit: Store) -> None:
-    items = lapsing_habit.get("/v1/shoppers/C-WEEKLY/shopping-list").json()["items"]
+    items = lapsing_habit.get_shopper("C-WEEKLY", "shopping-list").json()["items"]
     nappies = next(item for item in items if item["product_id"] == "NAPPIES")
     assert nappies["category"] == "baby"  # the key stays as it is
     assert nappies["reason"] == "You buy baby products about every 7 days; last bought 7 days ago."
-    insights = lapsing_habit.get("/v1/staff/shoppers/C-WEEKLY/insights", role="staff").json()
+    insights = lapsing_habit.get_insights("C-WEEKLY").json()
     assert "baby products" in insights["favourite_categories"]
 
 

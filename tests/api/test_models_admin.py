@@ -95,7 +95,7 @@ def test_hot_swap_under_concurrent_requests_fails_none(store: Store) -> None:
 
     def hammer() -> None:
         while not stop.is_set():
-            response = store.get("/v1/shoppers/C-WEEKLY/shopping-list")
+            response = store.get_shopper("C-WEEKLY", "shopping-list")
             if response.status_code != 200 or not response.json()["items"]:
                 failures.append(f"{response.status_code}: {response.text[:100]}")
             else:

@@ -14,6 +14,7 @@ from edge_agent.settings import load_settings
 from tests.api.conftest import KEYS, Store, seed_catalog
 from tests.conftest import require_component
 from tests.ingestion.conftest import STORE, pos_event, wait_until
+from tests.shopper_ids import device_shopper_id
 
 
 def test_liveness_and_readiness(store: Store) -> None:
@@ -92,6 +93,7 @@ def test_a_new_store_without_models_is_ready_and_says_it_serves_favourites(
         assert ready.status_code == 200
         assert ready.json()["checks"]["models"] is False
         assert any("store favourites" in note for note in ready.json()["degraded"])
-        answer = client.get("/v1/shoppers/C-WEEKLY/recommendations",
+        answer = client.get(f"/v1/shoppers/{device_shopper_id(settings.db, 'C-WEEKLY')}/"
+                            "recommendations",
                             headers={"X-API-Key": KEYS["kiosk"]})
         assert answer.status_code == 200 and answer.json()["personalized"] is False

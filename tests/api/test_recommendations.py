@@ -20,7 +20,7 @@ def busy_week(weekly_shopper: Store) -> Store:
 
 
 def test_without_consent_they_are_the_stores_favourites(busy_week: Store) -> None:
-    body = busy_week.get("/v1/shoppers/C-PRIVATE/recommendations").json()
+    body = busy_week.get_shopper("C-PRIVATE", "recommendations").json()
     assert body["personalized"] is False
     ids = [item["product_id"] for item in body["items"]]
     assert set(ids[:2]) == {"MILK", "BREAD"} and {"SOAP", "OAT"} <= set(ids[2:])
@@ -30,7 +30,7 @@ def test_without_consent_they_are_the_stores_favourites(busy_week: Store) -> Non
 
 def test_a_new_consenting_shopper_gets_favourites_that_suit_their_diet(
         busy_week: Store) -> None:
-    body = busy_week.get("/v1/shoppers/C-NEW/recommendations").json()
+    body = busy_week.get_shopper("C-NEW", "recommendations").json()
     assert body["personalized"] is False
     ids = {item["product_id"] for item in body["items"]}
     assert "MILK" not in ids and "BREAD" in ids
@@ -38,10 +38,10 @@ def test_a_new_consenting_shopper_gets_favourites_that_suit_their_diet(
 
 def test_context_sets_how_many_items(busy_week: Store) -> None:
     weekly_shopper = busy_week
-    body = weekly_shopper.get("/v1/shoppers/C-WEEKLY/recommendations", context="display",
+    body = weekly_shopper.get_shopper("C-WEEKLY", "recommendations", context="display",
                               limit=2).json()
     assert body["context"] == "display" and len(body["items"]) == 2
-    bad = weekly_shopper.get("/v1/shoppers/C-WEEKLY/recommendations", context="tv")
+    bad = weekly_shopper.get_shopper("C-WEEKLY", "recommendations", context="tv")
     assert bad.status_code == 422 and "query.context" in bad.json()["error"]["fields"]
 
 
@@ -76,7 +76,7 @@ def ranked_shopper(store: Store) -> Store:
 
 
 def _recommend(store: Store) -> dict:
-    return store.get("/v1/shoppers/C-RANK/recommendations", limit=10).json()
+    return store.get_shopper("C-RANK", "recommendations", limit=10).json()
 
 
 def test_personal_recommendations_come_from_the_ranker(ranked_shopper: Store) -> None:

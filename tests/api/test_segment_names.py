@@ -51,7 +51,7 @@ def test_a_regular_is_not_new_on_a_short_history(short_history_models: Store) ->
                what="the sales")
 
     def segment(customer: str) -> str:
-        insights = store.get(f"/v1/staff/shoppers/{customer}/insights", role="staff").json()
+        insights = store.get_insights(customer).json()
         assert insights["model_version"] == "test-2-short-history"
         return str(insights["segment"])
 

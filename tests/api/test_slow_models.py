@@ -18,6 +18,7 @@ from edge_agent.settings import load_settings
 from tests.api.conftest import KEYS, buy, seed_catalog
 from tests.ingestion.conftest import STORE, Publisher, count, wait_until
 from tests.model_bundles import Bundles, build_with_ranker, slow_ranker
+from tests.shopper_ids import device_shopper_id
 
 HEALTHZ_BUDGET_S = 0.050
 
@@ -43,13 +44,14 @@ def test_a_slow_ranker_does_not_delay_healthz_and_shoppers_get_favourites(
         wait_until(lambda: count(settings.db, "SELECT count(*) FROM shopper_features") == 1,
                    what="the shopper's features")
 
+        weekly = device_shopper_id(settings.db, "C-WEEKLY")
         answers: list[tuple[float, dict]] = []
         stop = threading.Event()
 
         def shopper() -> None:
             while not stop.is_set():
                 started = time.perf_counter()
-                response = client.get("/v1/shoppers/C-WEEKLY/recommendations",
+                response = client.get(f"/v1/shoppers/{weekly}/recommendations",
                                       headers={"X-API-Key": KEYS["kiosk"]})
                 answers.append((time.perf_counter() - started, response.json()))
 

@@ -6,7 +6,7 @@ from tests.api.conftest import Store, seed_catalog
 
 
 def test_staff_sees_insights_of_a_consenting_shopper(weekly_shopper: Store) -> None:
-    insights = weekly_shopper.get("/v1/staff/shoppers/C-WEEKLY/insights", role="staff").json()
+    insights = weekly_shopper.get_insights("C-WEEKLY").json()
     assert insights["visits"] == 6
     assert insights["favourite_categories"][:2] == ["bread", "milk"]
     assert insights["segment"]  # a named segment from the bundle's model
@@ -14,14 +14,13 @@ def test_staff_sees_insights_of_a_consenting_shopper(weekly_shopper: Store) -> N
 
 
 def test_insights_need_staff_assist_consent(weekly_shopper: Store) -> None:
-    response = weekly_shopper.get("/v1/staff/shoppers/C-VEGAN/insights", role="staff")
+    response = weekly_shopper.get_insights("C-VEGAN")
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "consent_required"
 
 
 def test_kiosk_cannot_read_insights(weekly_shopper: Store) -> None:
-    assert weekly_shopper.get("/v1/staff/shoppers/C-WEEKLY/insights",
-                              role="kiosk").status_code == 403
+    assert weekly_shopper.get_insights("C-WEEKLY", role="kiosk").status_code == 403
 
 
 def test_similar_products_respect_the_shoppers_diet(store: Store) -> None:
@@ -37,7 +36,7 @@ def test_similar_products_respect_the_shoppers_diet(store: Store) -> None:
     db.close()
     similar = store.get("/v1/products/MILK/similar").json()
     assert [p["product_id"] for p in similar["similar"]] == ["MILK2", "MILK3"]
-    vegan = store.get("/v1/products/MILK/similar", customer_id="C-VEGAN").json()
+    vegan = store.get("/v1/products/MILK/similar", customer_id=store.shopper("C-VEGAN")).json()
     assert vegan["similar"] == [] and vegan["filtered_for_diet"] is True
     assert store.get("/v1/products/NOPE/similar").status_code == 404
 

@@ -27,8 +27,8 @@ def test_route_request_is_validated(store: Store) -> None:
 
 
 def test_shopping_list_route_collects_the_list(weekly_shopper: Store) -> None:
-    shopping = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list").json()["items"]
-    route = weekly_shopper.get("/v1/shoppers/C-WEEKLY/shopping-list/route").json()
+    shopping = weekly_shopper.get_shopper("C-WEEKLY", "shopping-list").json()["items"]
+    route = weekly_shopper.get_shopper("C-WEEKLY", "shopping-list/route").json()
     routed = {item["item_id"] for stop in route["stops"] for item in stop["items"]}
     assert routed == {item["product_id"] for item in shopping} and routed
 

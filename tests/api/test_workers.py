@@ -29,6 +29,7 @@ from tests.ingestion.conftest import (
     wait_until,
 )
 from tests.model_bundles import Bundles
+from tests.shopper_ids import device_shopper_id
 
 WORKERS = 2
 
@@ -100,7 +101,8 @@ def test_workers_answer_from_what_the_agent_process_ingests(agent: RunningAgent,
     wait_until(lambda: count(agent.db_path, "SELECT count(*) FROM events") == 3, timeout=30,
                what="sales")
     for _ in range(4):  # whichever worker answers
-        response = agent.get("/v1/shoppers/C-WEEKLY/recommendations")
+        response = agent.get(
+            f"/v1/shoppers/{device_shopper_id(agent.db_path, 'C-WEEKLY')}/recommendations")
         assert response.status_code == 200
         assert response.json()["personalized"] is True
     # The agent process's ingest counters and the workers' latencies, in one exposition.

@@ -13,6 +13,7 @@ from edge_agent.api.auth import Caller, allow
 from edge_agent.api.errors import NotReady
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
+from edge_agent.shoppers import profile as profiles
 from models.events import MAX_ID_LENGTH, Interaction, InteractionAction, topic_for, utc_now
 
 router = APIRouter(prefix=API_PREFIX, tags=["feedback"])
@@ -26,7 +27,9 @@ class FeedbackIn(BaseModel):
     device_id: Id
     action: InteractionAction
     product_id: Id
-    customer_id: Id | None = None
+    customer_id: Id | None = Field(default=None, description="the shopper's opaque id, from"
+                                   " /v1/shoppers/lookup; one the store does not know is"
+                                   " kept anonymous")
     context: Annotated[str, Field(max_length=MAX_ID_LENGTH)] = ""
     model_version: Annotated[str, Field(max_length=MAX_ID_LENGTH)] | None = None
     event_id: Id | None = Field(default=None, description="set it to make retries idempotent")
@@ -42,9 +45,12 @@ class FeedbackOut(BaseModel):
 def post_feedback(body: FeedbackIn, state: State,
                   _caller: Annotated[Caller, Depends(allow("kiosk", "display", "staff"))]
                   ) -> FeedbackOut:
+    # Devices know shoppers by their opaque id; the store's history keeps the customer id.
+    customer = (profiles.customer_for_device(state.reads.get(), body.customer_id)
+                if body.customer_id is not None else None)
     event = Interaction(type="interaction", event_id=body.event_id or str(uuid.uuid4()),
                         store_id=state.settings.store_id, ts=utc_now(),
-                        customer_id=body.customer_id, action=body.action,
+                        customer_id=customer, action=body.action,
                         product_id=body.product_id, context=body.context,
                         model_version=body.model_version)
     stored = state.ingest.submit(topic_for(event, body.device_id),

@@ -10,11 +10,10 @@ from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, NotPermitted, allow
 from edge_agent.api.errors import UnknownProduct
-from edge_agent.api.personal import shopper_errors
+from edge_agent.api.personal import device_profile
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.queries.product_search import MAX_QUERY_CHARS, search_products
-from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.catalog import Product
 from edge_agent.shoppers.similar import ProductNotFound, similar_products
 from models.events import MAX_ID_LENGTH
@@ -76,7 +75,8 @@ async def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=M
                 limit: Annotated[int, Query(ge=1, le=50)] = 8,
                 customer_id: Annotated[str | None, Query(
                     min_length=1, max_length=MAX_ID_LENGTH,
-                    description="apply this shopper's diet and allergies (with consent)")] = None,
+                    description="apply this shopper's diet and allergies (with consent): their"
+                                " opaque id, from /v1/shoppers/lookup")] = None,
                 ) -> SimilarResponse:
     conn = state.reads.get()
     restrictions: tuple[str, ...] = ()
@@ -87,8 +87,7 @@ async def get_similar(product_id: Annotated[str, Path(min_length=1, max_length=M
         raise NotPermitted("customer_id: a display key cannot ask on a shopper's behalf",
                            field="customer_id")
     if customer_id is not None:
-        with shopper_errors():
-            profile = profiles.load_profile(conn, customer_id)
+        profile = device_profile(state, customer_id)
         if profile.consent_personalization:
             restrictions, allergens = profile.dietary_restrictions, profile.allergens
     try:

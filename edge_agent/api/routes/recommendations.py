@@ -8,21 +8,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.model_calls import ModelsTooSlow
-from edge_agent.api.personal import popular, ranking, shopper_errors
+from edge_agent.api.personal import ShopperId, device_profile, popular, ranking
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
-from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.recommend import (
     Context,
     personal_recommendations,
     popular_recommendations,
 )
-from models.events import MAX_ID_LENGTH, utc_now
+from models.events import utc_now
 
 router = APIRouter(prefix=f"{API_PREFIX}/shoppers", tags=["shoppers"])
 State = Annotated[ServingState, Depends(serving_state)]
@@ -54,14 +53,13 @@ class RecommendationsResponse(BaseModel):
             summary="Recommendations for a shopper; non-personal without consent",
             responses={404: {"description": "unknown shopper"}})
 async def get_recommendations(
-        customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+        customer_id: ShopperId,
         state: State,
         _caller: Annotated[Caller, Depends(allow("kiosk", "display", "staff"))],
         context: Context = "kiosk",
         limit: Annotated[int | None, Query(ge=1, le=50)] = None) -> RecommendationsResponse:
     conn = state.reads.get()
-    with shopper_errors():
-        profile = profiles.load_profile(conn, customer_id)
+    profile = device_profile(state, customer_id)
     models = state.models.current
     count = limit or DEFAULT_LIMIT[context]
     now = utc_now()

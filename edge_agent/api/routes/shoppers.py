@@ -7,11 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
 from edge_agent.api.personal import (
+    ShopperId,
     consenting_profile,
     current_models,
     shopper_errors,
@@ -21,18 +22,17 @@ from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.timing import shopping_list
-from models.events import MAX_ID_LENGTH, utc_now
+from models.events import utc_now
 from models.timing.predict import URGENCY_WINDOW_DAYS
 
 router = APIRouter(prefix=f"{API_PREFIX}/shoppers", tags=["shoppers"])
 State = Annotated[ServingState, Depends(serving_state)]
 KioskOrStaff = Annotated[Caller, Depends(allow("kiosk", "staff"))]
-CustomerId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH,
-                                 description="the shopper's customer id")]
 
 
 class ShopperRef(BaseModel):
-    customer_id: str
+    customer_id: str = Field(description="the shopper's opaque id: what every other shopper"
+                                         " endpoint takes (never the loyalty system's id)")
 
 
 _URGENCY = f"chance (0-1) that the shopper buys the category within {URGENCY_WINDOW_DAYS:.0f} days"
@@ -81,14 +81,14 @@ async def lookup(state: State, _caller: KioskOrStaff,
            loyalty_number: Annotated[str, Query(min_length=4, max_length=32,
                                                 pattern=r"^[0-9A-Za-z-]+$")]) -> ShopperRef:
     with shopper_errors():
-        return ShopperRef(customer_id=profiles.customer_for_loyalty_number(
+        return ShopperRef(customer_id=profiles.device_ref_for_loyalty_number(
             state.reads.get(), loyalty_number))
 
 
 @router.get("/{customer_id}/purchase-timing", response_model=TimingResponse,
             summary="Predicted days until the shopper's next purchase, per category",
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
-async def purchase_timing(customer_id: CustomerId, state: State,
+async def purchase_timing(customer_id: ShopperId, state: State,
                     _caller: KioskOrStaff) -> TimingResponse:
     models = current_models(state)
     profile = consenting_profile(state, customer_id)
@@ -104,7 +104,7 @@ async def purchase_timing(customer_id: CustomerId, state: State,
 @router.get("/{customer_id}/shopping-list", response_model=ShoppingListResponse,
             summary="What the shopper is about to run out of: urgent and upcoming items",
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
-async def get_shopping_list(customer_id: CustomerId, state: State,
+async def get_shopping_list(customer_id: ShopperId, state: State,
                       _caller: KioskOrStaff) -> ShoppingListResponse:
     models = current_models(state)
     conn = state.reads.get()

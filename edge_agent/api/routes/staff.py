@@ -6,17 +6,17 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import shopper_errors
+from edge_agent.api.personal import ShopperId, device_profile, shopper_errors
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.queries.restock import restock_alerts
 from edge_agent.shoppers import profile as profiles
 from edge_agent.shoppers.insights import shopper_insights
-from models.events import MAX_ID_LENGTH, utc_now
+from models.events import utc_now
 
 router = APIRouter(prefix=f"{API_PREFIX}/staff", tags=["staff"])
 State = Annotated[ServingState, Depends(serving_state)]
@@ -72,15 +72,14 @@ class InsightsOut(BaseModel):
             summary="A shopper's segment, habits and diet, for staff helping them",
             responses={403: {"description": "the shopper has not consented to staff assist"},
                        404: {"description": "unknown shopper"}})
-async def get_insights(customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
-                 state: State, _caller: Annotated[Caller, Depends(allow("staff"))]
-                 ) -> InsightsOut:
+async def get_insights(customer_id: ShopperId, state: State,
+                       _caller: Annotated[Caller, Depends(allow("staff"))]) -> InsightsOut:
+    profile = device_profile(state, customer_id)
     with shopper_errors():
-        profile = profiles.load_profile(state.reads.get(), customer_id)
         profiles.require_staff_assist(profile)
     models = state.models.current
     found = await state.model_calls.run(lambda: shopper_insights(profile, models, utc_now()))
-    return InsightsOut(**{**asdict(found),
+    return InsightsOut(**{**asdict(found), "customer_id": customer_id,
                           "favourite_categories": list(found.favourite_categories),
                           "dietary_restrictions": list(found.dietary_restrictions),
                           "allergens": list(found.allergens)},

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from edge_agent.api.auth import Caller, allow
-from edge_agent.api.personal import consenting_profile, current_models, timings
+from edge_agent.api.personal import ShopperId, consenting_profile, current_models, timings
 from edge_agent.api.routes import API_PREFIX
 from edge_agent.api.state import ServingState, serving_state
 from edge_agent.shoppers.timing import shopping_list
@@ -107,7 +107,7 @@ async def route_for_products(body: RouteRequest, state: State,
             summary="The walk to collect the shopper's shopping list",
             responses={403: {"description": "no consent"}, 404: {"description": "unknown"}})
 async def route_for_shopping_list(
-        customer_id: Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH)],
+        customer_id: ShopperId,
         state: State, _caller: Annotated[Caller, Depends(allow("kiosk", "staff"))]) -> RouteOut:
     models = current_models(state)
     conn = state.reads.get()
