@@ -182,6 +182,8 @@ def _apply_erasure(conn: sqlite3.Connection, records: Sequence[Any], _version: i
                           "DELETE FROM shopper_features WHERE customer_id = ?",
                           "DELETE FROM presence WHERE customer_id = ?",
                           "DELETE FROM interactions WHERE customer_id = ?",
+                          # The chain's analyses of them, sent down by the cloud.
+                          "DELETE FROM shopper_insights WHERE customer_id = ?",
                           # Their sales still count for the store, as anonymous baskets.
                           "UPDATE transactions SET customer_id = NULL WHERE customer_id = ?"):
             conn.execute(statement, shopper)

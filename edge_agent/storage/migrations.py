@@ -261,3 +261,18 @@ def _shopper_refs(db: sqlite_utils.Database) -> None:
                  " WHEN NEW.shopper_ref IS NULL BEGIN"
                  " UPDATE customers SET shopper_ref = lower(hex(randomblob(16)))"
                  " WHERE rowid = NEW.rowid; END")
+
+
+@migration(9, "the chain's analyses of shoppers, sent down by the cloud: every one kept")
+def _shopper_insights(db: sqlite_utils.Database) -> None:
+    # One row per analysis (the history); staff see the newest by `created_at`.
+    # `analysis_id` is the cloud's idempotency key: the same analysis sent twice is one row.
+    # Rows exist only for shoppers with staff-assist consent; erasure deletes them.
+    conn = db.conn
+    conn.execute("CREATE TABLE shopper_insights (id INTEGER PRIMARY KEY,"
+                 " analysis_id TEXT NOT NULL UNIQUE, customer_id TEXT NOT NULL,"
+                 " producer TEXT NOT NULL, model_id TEXT, fallback_reason TEXT,"
+                 " created_at TEXT NOT NULL, received_at TEXT NOT NULL, batch_id TEXT,"
+                 " version INTEGER NOT NULL, analysis TEXT NOT NULL)")
+    conn.execute("CREATE INDEX shopper_insights_customer"
+                 " ON shopper_insights (customer_id, created_at)")

@@ -22,12 +22,14 @@ from typing import Any
 
 from awscrt import mqtt5
 
+from cloud_sync.analysis.downlink import INSIGHTS_COMMAND, INSIGHTS_RESULTS_SUFFIX
 from cloud_sync.link.batch import LAKE_ACK_COMMAND, BatchError, decode_lake_ack
 from cloud_sync.link.credentials import LinkCredentials
 from cloud_sync.link.masterdata import MASTER_DATA_COMMAND, RESULTS_SUFFIX
 from cloud_sync.link.mqtt import LinkClient, open_link
 from cloud_sync.link.publisher import BatchPublisher, LinkState, OutgoingBatchLike
 from cloud_sync.topics import command_topic, telemetry_prefix
+from edge_agent.insights.downlink import InsightsDownlink
 from edge_agent.masterdata.downlink import MasterDataDownlink
 from edge_agent.metrics import AgentMetrics
 from edge_agent.settings import Settings, SettingsError
@@ -92,6 +94,9 @@ class UplinkService:
         self._link: LinkClient | None = None
         self.downlink = MasterDataDownlink(settings, acknowledge=self._acknowledge,
                                            report=self._report)
+        self.insights = InsightsDownlink(
+            settings, credentials.pseudonym_key or b"", acknowledge=self._acknowledge,
+            report=lambda result: self._report(result, INSIGHTS_RESULTS_SUFFIX))
         self.publisher: BatchPublisher | None = None
         self.confirmations = LakeConfirmations(self.outbox.lake_watermark())
         self._rewind_after = settings.uplink_lake_confirm_timeout_s
@@ -107,8 +112,10 @@ class UplinkService:
                                on_publish_data=self._on_message)
         store = self._settings.store_id
         self._link.subscribe_on_connect([command_topic(store, MASTER_DATA_COMMAND),
+                                         command_topic(store, INSIGHTS_COMMAND),
                                          command_topic(store, LAKE_ACK_COMMAND)])
         self.downlink.start()
+        self.insights.start()
         self.publisher = BatchPublisher(
             self._credentials, self.outbox, on_delivered=self._delivered, link=self._link,
             hold=lambda: self.confirmations.unconfirmed_events() >= MAX_UNCONFIRMED_EVENTS)
@@ -120,6 +127,7 @@ class UplinkService:
         if self.publisher is not None:
             self.publisher.stop()
         self.downlink.stop()
+        self.insights.stop()
         if self._link is not None:
             self._link.stop()
             self._link = None
@@ -196,11 +204,14 @@ class UplinkService:
         self._rewind_after = min(self._rewind_after * 2, MAX_REWIND_INTERVAL_S)
 
     def _on_message(self, data: mqtt5.PublishReceivedData) -> None:
-        """The link's thread: a lake confirmation (acknowledged automatically), or master
-        data for the downlink. Never raises."""
+        """The link's thread: a lake confirmation (acknowledged automatically), insights,
+        or master data for the downlink. Never raises."""
         topic = data.publish_packet.topic
         if topic.startswith("$aws/"):
             return  # IoT Jobs answers: the jobs client on this connection takes them
+        if topic.endswith("/" + INSIGHTS_COMMAND):
+            self.insights.on_message(data)
+            return
         if not topic.endswith("/" + LAKE_ACK_COMMAND):
             self.downlink.on_message(data)
             return
@@ -215,11 +226,11 @@ class UplinkService:
         if link is not None and link.client is not None:
             link.client.invoke_publish_acknowledgement(handle)
 
-    def _report(self, result: bytes) -> None:
+    def _report(self, result: bytes, suffix: str = RESULTS_SUFFIX) -> None:
         link = self._link
         if link is not None and link.client is not None and link.connected.is_set():
             link.client.publish(mqtt5.PublishPacket(
-                topic=telemetry_prefix(self._settings.store_id) + RESULTS_SUFFIX,
+                topic=telemetry_prefix(self._settings.store_id) + suffix,
                 payload=result, qos=mqtt5.QoS.AT_LEAST_ONCE))
 
     def _delivered(self, batch: OutgoingBatchLike) -> None:
