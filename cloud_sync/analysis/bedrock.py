@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from cloud_sync.analysis.ab import ABConfig
 from cloud_sync.analysis.breaker import CircuitBreaker
 from cloud_sync.analysis.cost import DailyBudget, add_costs, cost_of
 from cloud_sync.analysis.fallback import ValueBands, fallback_result
@@ -30,6 +31,7 @@ from cloud_sync.analysis.history import AnalysisHistory
 from cloud_sync.analysis.schema import (
     TOOL_NAME,
     AnalysisResult,
+    Arm,
     Cost,
     FallbackReason,
     ShopperAnalysis,
@@ -54,8 +56,10 @@ class Analyst:
 
     def __init__(self, settings: AnalysisSettings, taxonomy: Iterable[str], *,
                  budget: DailyBudget | None = None, history: AnalysisHistory | None = None,
-                 bands: ValueBands | None = None, client: Any = None) -> None:
+                 bands: ValueBands | None = None, client: Any = None,
+                 arms: ABConfig | None = None) -> None:
         self.settings, self.bands = settings, bands
+        self.arms = arms if arms is not None else settings.ab
         self.taxonomy = frozenset(taxonomy)
         self.budget = budget or DailyBudget(settings.state_dir / "budget.sqlite",
                                             settings.costs.daily_budget_usd)
@@ -66,7 +70,15 @@ class Analyst:
         self._client = client
         self._client_lock = threading.Lock()
         self._configured: tuple[bool, str] | None = None
-        settings.costs.price(b.model_id)  # fail fast on an unpriced model
+        for model in {b.model_id, *(arms.models() if arms else ())}:
+            settings.costs.price(model)  # fail fast on an unpriced model
+
+    def model_for(self, shopper_id: str) -> tuple[str, Arm | None]:
+        """The model that analyses this shopper, and its A/B arm when an A/B runs."""
+        if self.arms is None:
+            return self.settings.bedrock.model_id, None
+        arm = self.arms.assign(shopper_id)
+        return self.arms.model(arm), arm
 
     # -------------------------------------------------------------- configuration
     def configured(self) -> tuple[bool, str]:
@@ -106,45 +118,51 @@ class Analyst:
     def analyze(self, summary: ShopperSummary) -> AnalysisResult:
         """The shopper's analysis: reused when the summary has not changed materially since
         the last Bedrock one, else asked for (or the fallback, saying why). Stored."""
-        digest = summary_digest(summary)
-        last = self.history.latest(summary.shopper_id, producer="bedrock")
-        if last is not None and last.summary_digest == digest:
-            logger.info("shopper %s unchanged since %s: not re-analysed",
-                        summary.shopper_id, last.created_at.isoformat())
+        last = self.reusable(summary)
+        if last is not None:
             return last
         result = self._analyze(summary)
         self.history.save(result)
         return result
 
-    def _fallback(self, summary: ShopperSummary, reason: FallbackReason, detail: str = "",
-                  cost: Cost | None = None) -> AnalysisResult:
+    def reusable(self, summary: ShopperSummary) -> AnalysisResult | None:
+        """The last Bedrock analysis, when the summary has not changed materially since."""
+        last = self.history.latest(summary.shopper_id, producer="bedrock")
+        if last is not None and last.summary_digest == summary_digest(summary):
+            logger.info("shopper %s unchanged since %s: not re-analysed",
+                        summary.shopper_id, last.created_at.isoformat())
+            return last
+        return None
+
+    def fallback(self, summary: ShopperSummary, reason: FallbackReason, detail: str = "",
+                 cost: Cost | None = None) -> AnalysisResult:
         logger.info("shopper %s: fallback (%s) %s", summary.shopper_id, reason, detail)
         return fallback_result(summary, reason, detail=detail or None, bands=self.bands,
-                               cost=cost)
+                               cost=cost, arm=self.model_for(summary.shopper_id)[1])
 
     def _analyze(self, summary: ShopperSummary) -> AnalysisResult:
-        model_id = self.settings.bedrock.model_id
+        model_id, arm = self.model_for(summary.shopper_id)
         try:
             request = build_request(summary, self.taxonomy, model_id)
         except GuardError as exc:
             logger.warning("request for shopper %s refused: %s", summary.shopper_id, exc)
-            return self._fallback(summary, "refused", str(exc))
+            return self.fallback(summary, "refused", str(exc))
         ok, why = self.configured()
         if not ok:
-            return self._fallback(summary, "not configured", why)
+            return self.fallback(summary, "not configured", why)
         spent, detail = Cost(), ""
         for _ in range(ANSWER_TRIES):
             if not self.budget.allows():
-                return self._fallback(summary, "budget",
+                return self.fallback(summary, "budget",
                                       f"daily budget ${self.budget.limit_usd:g} spent", spent)
             if not self.breaker.allow():
-                return self._fallback(summary, "circuit open", "Bedrock failing", spent)
+                return self.fallback(summary, "circuit open", "Bedrock failing", spent)
             started = time.perf_counter()
             try:
                 response = self._converse(request)
             except (ClientError, BotoCoreError) as exc:
                 self.breaker.failure()
-                return self._fallback(summary, "failed", _describe(exc), spent)
+                return self.fallback(summary, "failed", _describe(exc), spent)
             self.breaker.success()
             cost = cost_of(response.get("usage", {}), model_id, self.settings.costs)
             self.budget.record(cost.dollars)
@@ -158,9 +176,9 @@ class Analyst:
             return AnalysisResult(
                 shopper_id=summary.shopper_id, producer="bedrock", model_id=model_id,
                 analysis=analysis, cost=spent, summary_digest=summary_digest(summary),
-                created_at=datetime.now(UTC),
+                created_at=datetime.now(UTC), as_of=summary.as_of, arm=arm,
                 latency_ms=round(1000 * (time.perf_counter() - started), 1))
-        return self._fallback(summary, "malformed", detail, spent)
+        return self.fallback(summary, "malformed", detail, spent)
 
     def _converse(self, request: dict[str, Any]) -> dict[str, Any]:
         check_request(request, self.taxonomy)  # the last gate before the network
@@ -178,15 +196,20 @@ class Analyst:
 
 
 def parse_answer(response: dict[str, Any], summary: ShopperSummary) -> ShopperAnalysis:
-    """The forced tool's input, validated; AnswerError says what was wrong."""
+    """The forced tool's input of a Converse answer, validated; AnswerError says why not."""
     content = response.get("output", {}).get("message", {}).get("content", [])
     uses = [b["toolUse"] for b in content if "toolUse" in b]
     tool = next((u for u in uses if u.get("name") == TOOL_NAME), None)
     if tool is None:
         raise AnswerError(f"no {TOOL_NAME} tool call (stop reason "
                           f"{response.get('stopReason')})")
+    return validate_tool_input(tool.get("input"), summary)
+
+
+def validate_tool_input(tool_input: Any, summary: ShopperSummary) -> ShopperAnalysis:
+    """The tool's input checked against the schema and the summary (both call paths)."""
     try:
-        analysis = ShopperAnalysis.model_validate(tool.get("input"))
+        analysis = ShopperAnalysis.model_validate(tool_input)
     except ValidationError as exc:
         raise AnswerError(f"{exc.error_count()} schema error(s): "
                           + "; ".join(_where(e) for e in exc.errors()[:5])) from None

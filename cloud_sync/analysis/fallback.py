@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from cloud_sync.analysis.schema import (
     OPPORTUNITIES_MAX,
     AnalysisResult,
+    Arm,
     CategoryForecast,
     ChurnRisk,
     Cost,
@@ -83,8 +84,14 @@ def fallback_analysis(summary: ShopperSummary, bands: ValueBands | None = None
         confidence = _clamp(regularity * min(1.0, gaps / FULL_TRUST_GAPS))
         due_in = c.median_gap_days - c.last_purchase_days_ago
         when = summary.as_of + timedelta(days=max(1, math.ceil(due_in)))
+        # The window: one standard deviation of the gaps either side (at least a day),
+        # never before tomorrow.
+        spread = timedelta(days=max(1, round(c.median_gap_days * (
+            c.gap_variation if c.gap_variation is not None else 1.0))))
+        start = max(summary.as_of + timedelta(days=1), when - spread)
         forecasts.append(CategoryForecast(
             category=c.category, next_purchase_date=when, confidence=confidence,
+            window_start=start, window_end=when + spread,
             reason=f"Every {c.median_gap_days:g} days (median of {gaps} gaps); "
                    f"last {c.last_purchase_days_ago:g} days ago."))
         if c.last_purchase_days_ago >= OVERDUE_RATIO * c.median_gap_days:
@@ -121,8 +128,10 @@ def fallback_analysis(summary: ShopperSummary, bands: ValueBands | None = None
 
 def fallback_result(summary: ShopperSummary, reason: FallbackReason, *,
                     detail: str | None = None, bands: ValueBands | None = None,
-                    cost: Cost | None = None, now: datetime | None = None) -> AnalysisResult:
+                    cost: Cost | None = None, now: datetime | None = None,
+                    arm: Arm | None = None) -> AnalysisResult:
     return AnalysisResult(
         shopper_id=summary.shopper_id, producer="fallback", fallback_reason=reason,
         detail=detail, analysis=fallback_analysis(summary, bands), cost=cost or Cost(),
-        summary_digest=summary_digest(summary), created_at=now or datetime.now(UTC))
+        summary_digest=summary_digest(summary), created_at=now or datetime.now(UTC),
+        as_of=summary.as_of, arm=arm)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from cloud_sync.analysis.schema import tool_config
+from cloud_sync.analysis.schema import TOOL_NAME, invoke_tool, tool_config
 from cloud_sync.analysis.summary import HOUR_BANDS, WEEKDAYS, ShopperSummary
 from cloud_sync.link.privacy import PSEUDONYM_HEX_CHARS
 from models.datasets.lake import UNKNOWN_CATEGORY
@@ -31,7 +31,8 @@ last_purchase_days_ago, units_total and spend_total; the visit pattern; househol
 as_of is the date of the summary.
 Answer only by calling the tool, with:
 - forecasts: for each category bought at least twice, the next purchase date (ISO date, \
-after as_of), a confidence in [0, 1] (regular, frequent rhythms earn more) and a short reason;
+after as_of), a confidence in [0, 1] (regular, frequent rhythms earn more), a short reason \
+and, when the rhythm allows, a window (window_start, window_end) holding that date;
 - household and lifestyle: a few inferences (e.g. "family with young children", \
 "cooks from scratch"), each with a confidence and a short reason from the numbers;
 - churn_risk: low, medium or high with a probability, judged from the time since the last \
@@ -41,6 +42,7 @@ visit against the shopper's usual rhythm;
 Reasons are one short sentence citing the numbers. Do not invent categories."""
 USER_PREFIX = "Shopper summary (JSON):\n"
 MAX_TOKENS = 2_000
+ANTHROPIC_VERSION = "bedrock-2023-05-31"  # what InvokeModel's Anthropic body must name
 
 PSEUDONYM = re.compile(rf"^[0-9a-f]{{{PSEUDONYM_HEX_CHARS}}}$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -179,8 +181,7 @@ def build_request(summary: ShopperSummary, taxonomy: frozenset[str], model_id: s
         # The cache point ends the prefix every shopper shares (tools, then system), so
         # from the second call on it is read from the cache at a tenth of the price.
         "system": [{"text": SYSTEM_PROMPT}, {"cachePoint": {"type": "default"}}],
-        "messages": [{"role": "user", "content": [
-            {"text": USER_PREFIX + json.dumps(payload, separators=(",", ":"))}]}],
+        "messages": [{"role": "user", "content": [{"text": _user_text(payload)}]}],
         "toolConfig": tool_config(),
         "inferenceConfig": {"maxTokens": MAX_TOKENS, "temperature": 0.0},
     }
@@ -207,11 +208,61 @@ def check_request(request: Mapping[str, Any], taxonomy: frozenset[str]) -> None:
             or len(messages[0]["content"]) != 1):
         raise GuardError("messages", "expected one user message with one block")
     block = messages[0]["content"][0]
-    if (not isinstance(block, Mapping) or set(block) != {"text"}
-            or not isinstance(block["text"], str) or not block["text"].startswith(USER_PREFIX)):
+    if not isinstance(block, Mapping) or set(block) != {"text"}:
+        raise GuardError("messages", "expected the summary text block")
+    _check_text(block["text"], taxonomy)
+
+
+def _user_text(payload: Mapping[str, Any]) -> str:
+    return USER_PREFIX + json.dumps(payload, separators=(",", ":"))
+
+
+def _check_text(text: Any, taxonomy: frozenset[str]) -> None:
+    if not isinstance(text, str) or not text.startswith(USER_PREFIX):
         raise GuardError("messages", "expected the summary text block")
     try:
-        payload = json.loads(block["text"][len(USER_PREFIX):])
+        payload = json.loads(text[len(USER_PREFIX):])
     except ValueError as exc:
         raise GuardError("messages", "the summary is not JSON") from exc
     check_payload(payload, taxonomy)
+
+
+# ------------------------------------------------------- batch inference (InvokeModel)
+def _invoke_fixed() -> dict[str, Any]:
+    """Every part of an InvokeModel body but the message: the same prompt, tool and limits
+    as Converse, in Anthropic's Messages format, the tool forced."""
+    return {"anthropic_version": ANTHROPIC_VERSION, "max_tokens": MAX_TOKENS,
+            "temperature": 0.0, "system": SYSTEM_PROMPT, "tools": [invoke_tool()],
+            "tool_choice": {"type": "tool", "name": TOOL_NAME}}
+
+
+def build_invoke_body(summary: ShopperSummary, taxonomy: frozenset[str]) -> dict[str, Any]:
+    """A batch record's `modelInput` for one shopper, from the same allow-listed payload as
+    Converse, checked by `check_invoke_body`."""
+    payload = build_payload(summary)
+    check_payload(payload, taxonomy)
+    body = {**_invoke_fixed(), "messages": [
+        {"role": "user", "content": [{"type": "text", "text": _user_text(payload)}]}]}
+    check_invoke_body(body, taxonomy)
+    return body
+
+
+def check_invoke_body(body: Mapping[str, Any], taxonomy: frozenset[str]) -> None:
+    """The whole model input, as it will be written to S3: the last gate before upload."""
+    fixed = _invoke_fixed()
+    if set(body) != fixed.keys() | {"messages"}:
+        raise GuardError("", "unexpected model input keys")
+    for key, value in fixed.items():
+        if body[key] != value:
+            raise GuardError(key, "not the fixed value")
+    messages = body["messages"]
+    if (not isinstance(messages, list) or len(messages) != 1
+            or not isinstance(messages[0], Mapping) or set(messages[0]) != {"role", "content"}
+            or messages[0]["role"] != "user" or not isinstance(messages[0]["content"], list)
+            or len(messages[0]["content"]) != 1):
+        raise GuardError("messages", "expected one user message with one block")
+    block = messages[0]["content"][0]
+    if not isinstance(block, Mapping) or set(block) != {"type", "text"} or (
+            block["type"] != "text"):
+        raise GuardError("messages", "expected the summary text block")
+    _check_text(block["text"], taxonomy)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TOOL_NAME = "record_shopper_analysis"
 TOOL_DESCRIPTION = ("Record the analysis of one shopper's pseudonymous purchase summary: "
@@ -30,6 +30,8 @@ Label = Annotated[str, Field(min_length=1, max_length=LABEL_MAX)]
 ValueBand = Literal["low", "medium", "high", "top"]
 RiskLevel = Literal["low", "medium", "high"]
 Producer = Literal["bedrock", "fallback"]
+Arm = Literal["A", "B"]  # the A/B arm of analysis models (ab.py)
+Mode = Literal["on-demand", "batch"]
 FallbackReason = Literal["not configured", "failed", "malformed", "budget", "circuit open",
                          "refused"]
 
@@ -44,6 +46,17 @@ class CategoryForecast(_Strict):
     next_purchase_date: date
     confidence: Confidence
     reason: Reason
+    # An optional window the purchase should fall in: scored for coverage (accuracy.py).
+    window_start: date | None = None
+    window_end: date | None = None
+
+    @model_validator(mode="after")
+    def _window_holds_the_date(self) -> CategoryForecast:
+        start = self.window_start or self.next_purchase_date
+        end = self.window_end or self.next_purchase_date
+        if not start <= self.next_purchase_date <= end:
+            raise ValueError("the window must hold the next purchase date")
+        return self
 
 
 class Inference(_Strict):
@@ -101,12 +114,27 @@ class AnalysisResult(BaseModel):
     summary_digest: str
     created_at: datetime
     latency_ms: float | None = None
+    # The summary's date: the predictions are scored against purchases after it.
+    as_of: date | None = None
+    arm: Arm | None = None  # the shopper's A/B arm, when an A/B runs (ab.py)
+    mode: Mode = "on-demand"  # how Bedrock was asked (batch is half the price)
+
+    @property
+    def producer_key(self) -> str:
+        """Who made the predictions: the Bedrock model id, or `fallback`."""
+        return self.model_id if self.producer == "bedrock" and self.model_id else "fallback"
 
 
 def tool_spec() -> dict[str, Any]:
     """The Converse `tools` entry whose input schema is ShopperAnalysis's JSON schema."""
     return {"toolSpec": {"name": TOOL_NAME, "description": TOOL_DESCRIPTION,
                          "inputSchema": {"json": ShopperAnalysis.model_json_schema()}}}
+
+
+def invoke_tool() -> dict[str, Any]:
+    """The same tool in Anthropic's Messages format (InvokeModel, as batch inference takes)."""
+    return {"name": TOOL_NAME, "description": TOOL_DESCRIPTION,
+            "input_schema": ShopperAnalysis.model_json_schema()}
 
 
 def tool_config() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud_sync.analysis.ab import ABConfig
 from cloud_sync.analysis.cost import HAIKU_4_5, CostSettings
 
 ENV_PREFIX = "EDGE_ANALYSIS_"
@@ -38,11 +39,13 @@ class AnalysisSettings:
     bedrock: BedrockSettings = field(default_factory=BedrockSettings)
     costs: CostSettings = field(default_factory=CostSettings)
     state_dir: Path = DEFAULT_STATE_DIR  # budget.sqlite and history.sqlite
+    ab: ABConfig | None = None  # an A/B of models (arm A is `bedrock.model_id`)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> AnalysisSettings:
         """EDGE_ANALYSIS_MODEL_ID, _REGION (else AWS_REGION), _ENDPOINT_URL,
-        _DAILY_BUDGET_USD, _STATE_DIR; unset ones keep their defaults."""
+        _DAILY_BUDGET_USD, _STATE_DIR; _AB_MODEL_B (turns the A/B on, arm A being
+        MODEL_ID), _AB_SHARE_B (default 0.5), _AB_SALT; unset ones keep their defaults."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -58,5 +61,13 @@ class AnalysisSettings:
                      else CostSettings())
         except ValueError:
             raise ValueError(f"{ENV_PREFIX}DAILY_BUDGET_USD: not a number: {budget!r}") from None
+        ab = None
+        if get("AB_MODEL_B"):
+            share = get("AB_SHARE_B") or "0.5"
+            try:
+                ab = ABConfig(model_a=bedrock.model_id, model_b=get("AB_MODEL_B") or "",
+                              share_b=float(share), salt=get("AB_SALT") or ABConfig.salt)
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}AB_SHARE_B: {exc}") from None
         return cls(bedrock=bedrock, costs=costs,
-                   state_dir=Path(get("STATE_DIR") or DEFAULT_STATE_DIR))
+                   state_dir=Path(get("STATE_DIR") or DEFAULT_STATE_DIR), ab=ab)
