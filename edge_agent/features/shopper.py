@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from models.features import nbr, segments, timing
+from models.features import nbr_state, segments, timing
 
 PICKLE_PROTOCOL = 5
 # Stored state is valid only for the feature code that wrote it: any schema change in the
@@ -29,7 +29,7 @@ class SaleLine:
 
 @dataclass
 class ShopperFeatures:
-    baskets: nbr.ShopperState = field(default_factory=nbr.ShopperState)
+    baskets: nbr_state.ShopperState = field(default_factory=nbr_state.ShopperState)
     trips: segments.ShopperState = field(default_factory=segments.ShopperState)
     categories: dict[str, timing.PairState] = field(default_factory=dict)
 
@@ -84,7 +84,7 @@ def _layout_fingerprint(root: type) -> str:
 
 
 STATE_VERSION = "|".join((f"edge:{EDGE_COMPOSITION_VERSION}",
-                          f"nbr:{nbr.FEATURE_SCHEMA_VERSION}",
+                          f"nbr:{nbr_state.FEATURE_SCHEMA_VERSION}",
                           f"segments:{segments.FEATURE_SCHEMA_VERSION}",
                           f"timing:{timing.FEATURE_SCHEMA_VERSION}",
                           f"layout:{_layout_fingerprint(ShopperFeatures)}"))

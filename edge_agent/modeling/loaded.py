@@ -7,15 +7,15 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.features.shopper import SaleLine, ShopperFeatures
 from edge_agent.shoppers.recommend import Ranker
 from models.bundle import BundleError, VerifiedBundle
-from models.nbr.scoring import ONNX_FILE as RANKER_FILE
-from models.nbr.serve import NbrServingModel
-from models.segments.serving import SegmentAssigner
-from models.timing.serving import TimingPredictor
+
+if TYPE_CHECKING:
+    from models.segments.serving import SegmentAssigner
+    from models.timing.serving import TimingPredictor
 
 DAY_S = 86400.0
 _SMOKE_SALES = 3
@@ -45,6 +45,14 @@ class LoadedModels:
     @classmethod
     def from_bundle(cls, bundle: VerifiedBundle, loaded_at: str) -> LoadedModels:
         """Build every model the bundle carries; raises BundleError if one is incompatible."""
+        # Imported here: the agent process of `run --workers N` holds a registry but loads
+        # models only for a release's smoke test, and should not carry ONNX Runtime and
+        # scipy (~50 MB) until then.
+        from models.nbr.scoring import ONNX_FILE as RANKER_FILE
+        from models.nbr.serve import NbrServingModel
+        from models.segments.serving import SegmentAssigner
+        from models.timing.serving import TimingPredictor
+
         files = set(bundle.files)
         timing = TimingPredictor.from_bundle(bundle) if "timing.onnx" in files else None
         segments = SegmentAssigner.from_bundle(bundle) if "segments.onnx" in files else None

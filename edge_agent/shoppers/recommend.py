@@ -13,7 +13,7 @@ from edge_agent.shoppers import words
 from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
 from models.events import format_ts
-from models.features.nbr import ShopperState
+from models.features.nbr_state import ShopperState
 
 Context = Literal["kiosk", "display", "handheld"]
 DAY_S = 86400.0

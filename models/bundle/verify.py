@@ -20,9 +20,7 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
-
-import onnxruntime as ort
+from typing import IO, TYPE_CHECKING, Any
 
 from models.bundle import signing
 from models.bundle.errors import (
@@ -45,7 +43,9 @@ from models.bundle.manifest import (
     parse_manifest,
     sha256_hex,
 )
-from models.runtime import inference_session
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ class VerifiedBundle:
 
     def onnx_session(self, name: str) -> ort.InferenceSession:
         """An ONNX Runtime session built from the verified bytes of ``name``."""
+        from models.runtime import inference_session  # ONNX Runtime loads when a model does
+
         return inference_session(self.read(name))
 
     def write_to(self, directory: Path) -> None:

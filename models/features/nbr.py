@@ -20,6 +20,7 @@ from models.features.nbr_state import (
     DECAY_FAST,
     DECAY_SLOW,
     EMPTY_TABLE,
+    FEATURE_SCHEMA_VERSION,
     ItemHistory,
     ShopperState,
     StateTable,
@@ -28,8 +29,6 @@ from models.features.nbr_state import (
 from models.features.nbr_stats import ItemStats
 
 logger = logging.getLogger(__name__)
-
-FEATURE_SCHEMA_VERSION = "nbr-features-3"
 
 __all__ = [
     "DECAY_FAST",
