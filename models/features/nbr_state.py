@@ -149,7 +149,8 @@ def _build_level(history: BasketDataset, keys: np.ndarray, users: np.ndarray) ->
     new_pair = np.ones(len(row), dtype=bool)
     new_pair[1:] = (row[1:] != row[:-1]) | (item[1:] != item[:-1])
     start = np.flatnonzero(new_pair)
-    end = np.append(start[1:], len(row)) - 1
+    # (sliced: with no line at all there is no pair, and no end either)
+    end = np.append(start[1:], len(row))[:len(start)] - 1
     count = end - start + 1
     pair_id = np.cumsum(new_pair) - 1
     last_b = b[end]

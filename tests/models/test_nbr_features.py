@@ -190,3 +190,13 @@ def test_rank_features_follow_personal_frequency_then_recency() -> None:
                            np.zeros(4, np.int64), np.arange(4), _flat_stats(4), float("nan"))
     # a and b twice (b more recent), c once, d never.
     assert feature(x, "ui_rank_count").tolist() == [1, 0, 2, MISSING]
+
+
+def test_state_of_no_baskets_is_empty_not_an_error() -> None:
+    """A tiny store's history can leave a split with no line at all (training used to stop
+    on an IndexError there)."""
+    ds = generate_baskets(n_users=5, n_items=20, seed=2)
+    for users in (np.arange(0), np.array([], dtype=np.int64)):
+        table = build_state_table(ds, users)
+        assert len(table.n_baskets) == 0 and len(table.pair_row) == 0
+        assert table.categories is None or len(table.categories.pair_row) == 0
