@@ -58,3 +58,16 @@ def download(url: str, dest: Path, expected_bytes: int, sha256: str,
 def discard(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
+
+
+def sweep(folder: Path) -> int:
+    """Delete what a previous run left in the downloads folder (a download cut by kill -9,
+    an archive whose job was then cancelled and never offered again); returns how many.
+    Only the updater writes there, so at its start nothing in it is in use."""
+    removed = 0
+    if folder.is_dir():
+        for leftover in folder.iterdir():
+            if leftover.is_file() or leftover.is_symlink():
+                discard(leftover)
+                removed += 1
+    return removed

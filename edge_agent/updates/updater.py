@@ -29,7 +29,7 @@ from cloud_sync.release.document import (
 )
 from edge_agent.modeling.registry import BundleRefused, ModelRegistry
 from edge_agent.updates.clickthrough import before_and_after
-from edge_agent.updates.download import DownloadError, discard, download
+from edge_agent.updates.download import DownloadError, discard, download, sweep
 from edge_agent.updates.health import HealthWindow, MetricSource, snapshot
 from models.bundle import BundleError
 from models.events import utc_now
@@ -62,6 +62,9 @@ class ModelUpdater:
         self._thread = threading.Thread(target=self._run, name="model-updater", daemon=True)
 
     def start(self) -> None:
+        swept = sweep(self._library.directory / DOWNLOADS_DIR)
+        if swept:
+            logger.info("model updates: removed %d download(s) left by an earlier run", swept)
         self._thread.start()
 
     def stop(self) -> None:
