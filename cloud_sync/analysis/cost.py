@@ -69,6 +69,16 @@ def cost_of(usage: Mapping[str, Any], model_id: str, settings: CostSettings,
                 cache_write_tokens=write, dollars=dollars, calls=1)
 
 
+def converse_usage(messages_usage: Mapping[str, Any]) -> dict[str, int]:
+    """An Anthropic Messages `usage` (InvokeModel, batch output) in Converse's names, so
+    one `cost_of` prices both."""
+    return {"inputTokens": int(messages_usage.get("input_tokens") or 0),
+            "outputTokens": int(messages_usage.get("output_tokens") or 0),
+            "cacheReadInputTokens": int(messages_usage.get("cache_read_input_tokens") or 0),
+            "cacheWriteInputTokens": int(
+                messages_usage.get("cache_creation_input_tokens") or 0)}
+
+
 def add_costs(a: Cost, b: Cost) -> Cost:
     return Cost(input_tokens=a.input_tokens + b.input_tokens,
                 output_tokens=a.output_tokens + b.output_tokens,

@@ -35,8 +35,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from cloud_sync.local.bedrock_batch_double import BatchJobs
 
 LOCALHOST = "127.0.0.1"
 SHUTDOWN_POLL_S = 0.02
@@ -67,8 +70,15 @@ class Received:
 
 
 class BedrockDouble:
-    def __init__(self, *, default: str = "valid", slow_s: float = 2.0) -> None:
+    def __init__(self, *, default: str = "valid", slow_s: float = 2.0,
+                 s3_endpoint_url: str | None = None, batch_step_s: float = 0.05) -> None:
+        """`s3_endpoint_url` (a moto server) turns on the batch job API (batch_double)."""
         self.default, self.slow_s = default, slow_s
+        self.batch: BatchJobs | None = None
+        if s3_endpoint_url is not None:
+            from cloud_sync.local.bedrock_batch_double import BatchJobs
+
+            self.batch = BatchJobs(self, s3_endpoint_url, step_s=batch_step_s)
         self.received: list[Received] = []
         self._calls: deque[str] = deque()
         self._shoppers: dict[str, deque[str]] = defaultdict(deque)
@@ -195,19 +205,21 @@ class _Handler(BaseHTTPRequestHandler):
     owner: BedrockDouble
     protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoint
 
+    def do_GET(self) -> None:
+        self._batch("GET", b"")
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         parts = self.path.split("?")[0].strip("/").split("/")
+        if parts[0].startswith("model-invocation-job"):
+            self._batch("POST", body)
+            return
         if len(parts) != 3 or parts[0] != "model" or parts[2] != "converse":
             self._send(404, {"x-amzn-ErrorType": "UnknownOperationException"},
                        {"message": f"no operation at {self.path}"})
             return
-        auth = self.headers.get("Authorization", "")
-        if not auth.startswith("AWS4-HMAC-SHA256 Credential=") or (
-                "/bedrock/aws4_request" not in auth):
-            self._send(403, {"x-amzn-ErrorType": "AccessDeniedException" + ERROR_TYPE_SUFFIX},
-                       {"message": "missing or unsigned request (SigV4, service bedrock)"})
+        if not self._signed():
             return
         try:
             status, headers, payload = self.owner.answer(
@@ -216,6 +228,24 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = 400, {"message": f"malformed request: {exc}"}
             headers = {"x-amzn-ErrorType": "ValidationException" + ERROR_TYPE_SUFFIX}
         self._send(status, headers, payload)
+
+    def _signed(self) -> bool:
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("AWS4-HMAC-SHA256 Credential=") and "/bedrock/aws4_request" in auth:
+            return True
+        self._send(403, {"x-amzn-ErrorType": "AccessDeniedException" + ERROR_TYPE_SUFFIX},
+                   {"message": "missing or unsigned request (SigV4, service bedrock)"})
+        return False
+
+    def _batch(self, method: str, body: bytes) -> None:
+        """The control plane's batch job API (bedrock_batch_double), when it is on."""
+        if self.owner.batch is None:
+            self._send(404, {"x-amzn-ErrorType": "UnknownOperationException"},
+                       {"message": "batch jobs need the double's s3_endpoint_url"})
+        elif self._signed():
+            # The credential scope is key/date/region/service/aws4_request.
+            region = self.headers["Authorization"].split("Credential=")[1].split("/")[2]
+            self._send(*self.owner.batch.handle(method, self.path, body, region))
 
     def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()

@@ -1,5 +1,6 @@
 """Fixtures of the analysis tests: a catalog, lake rows of known shoppers, the local Bedrock
-double on a free port, and analysts pointed at it with real boto3 (dummy credentials)."""
+double on a free port, and analysts pointed at it with real boto3 (dummy credentials); for
+batch inference, moto's server (real HTTP S3) and a double reading and writing it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from cloud_sync.analysis.settings import AnalysisSettings, BedrockSettings
 from cloud_sync.analysis.summary import ShopperSummary, summarize_lake
 from cloud_sync.link.privacy import pseudonymize
 from cloud_sync.local.bedrock_double import BedrockDouble
+from cloud_sync.local.moto_server import MotoServer
 
 KEY = b"k" * 32
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # a Monday
@@ -87,11 +89,39 @@ def make_analyst(double: BedrockDouble, tmp_path: Path) -> MakeAnalyst:
         options: dict[str, Any] = {
             "max_attempts": 3, "connect_timeout_s": 1.0, "read_timeout_s": 1.0,
             "breaker_threshold": 3, "breaker_cooldown_s": 60.0, **bedrock}
-        if local:
-            options.update(endpoint_url=double.endpoint_url, access_key_id="testing",
-                           secret_access_key="testing")
+        if local:  # the double unless the test names another endpoint
+            options = {"endpoint_url": double.endpoint_url, "access_key_id": "testing",
+                       "secret_access_key": "testing", **options}
         settings = AnalysisSettings(bedrock=BedrockSettings(**options),
                                     costs=CostSettings(daily_budget_usd=budget_usd),
                                     state_dir=tmp_path / "state")
         return Analyst(settings, TAXONOMY)
     return make
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoServer]:
+    """moto's server (real HTTP S3), once for the session: each test uses its own bucket."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def batch_bucket(moto: MotoServer, request: pytest.FixtureRequest) -> str:
+    name = "batch-" + "".join(c for c in request.node.name.lower() if c.isalnum())[:40]
+    moto.boto3_client("s3").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    return name
+
+
+@pytest.fixture
+def batch_double(moto: MotoServer) -> Iterator[BedrockDouble]:
+    """A double that also answers the batch job API, reading and writing moto's S3."""
+    with BedrockDouble(s3_endpoint_url=moto.endpoint_url, batch_step_s=0.01) as d:
+        yield d
+
+
+def many(summary: ShopperSummary, n: int, prefix: str = "s") -> list[ShopperSummary]:
+    """`n` shoppers with `summary`'s history, each its own pseudonym."""
+    return [summary.model_copy(update={"shopper_id": shopper(f"{prefix}{i}")})
+            for i in range(n)]
