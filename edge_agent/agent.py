@@ -208,6 +208,7 @@ class Agent:
         return AgentHealth(broker=ingestion.connected, committing=stall < COMMIT_STALL_S,
                            stall_s=round(stall, 3), storage=storage, storage_detail=detail,
                            free_bytes=free, failed=self.failed,
+                           broker_refusal=ingestion.refusal,
                            link=None if self._uplink is None else self._uplink.status().to_dict())
 
     # -- background jobs ---------------------------------------------------------------------

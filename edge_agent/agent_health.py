@@ -19,6 +19,7 @@ class AgentHealth:
     free_bytes: int | None
     failed: str | None = None  # the agent gave up (restart budget spent): why
     link: dict[str, Any] | None = None  # the cloud link's LinkStatus; None: no link configured
+    broker_refusal: str | None = None  # why the broker refused our CONNECT, while it does
 
     @property
     def storage_ok(self) -> bool:

@@ -180,6 +180,7 @@ def test_a_wrong_agent_password_is_a_clear_not_ready_state(store_broker: StoreBr
         wait_until(lambda: b"refused the connection" in log.read_bytes(), 20, "the refusal")
         ready = httpx.get(f"{url}/readyz", timeout=10)
         assert ready.status_code == 503 and ready.json()["checks"]["broker"] is False
+        assert ready.json()["broker_refused"] in ("Not authorized", "Bad user name or password")
         assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
         text = log.read_text()
         # Mosquitto 2.0 answers a wrong password with "Not authorized" (MQTT 5's 0x87).

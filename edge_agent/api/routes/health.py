@@ -48,6 +48,8 @@ async def readyz(state: State) -> Any:
             "commit_wait_s": health.stall_s, "link": link}
     if health.failed is not None:
         body["failed"] = health.failed
+    if health.broker_refusal is not None:  # what to fix, without reading the log
+        body["broker_refused"] = health.broker_refusal
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
