@@ -5,6 +5,8 @@ import { drawMap } from "./storemap.js";
 const REFRESH_MS = 3000;
 // Search results shown at once: more than a phone screen of them helps nobody.
 const SEARCH_RESULTS = 8;
+// The analysis card's next purchases: the soonest few are what a conversation can use.
+const NEXT_PURCHASES_SHOWN = 5;
 
 const $ = (id) => document.getElementById(id);
 
@@ -46,12 +48,55 @@ refreshRestock();
 setInterval(refreshRestock, REFRESH_MS);
 
 // --- help a shopper ----------------------------------------------------------------------
+const percent = (value) => `${Math.round(value * 100)}%`;
+const capitalised = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const dayMonth = (isoDate) => new Date(`${isoDate}T00:00:00`).toLocaleDateString([], { day: "numeric", month: "short" });
+
+// Where the analysis came from, said plainly: staff should know a model's guess from a rule's.
+function analysisSource(analysis) {
+  const when = new Date(analysis.created_at).toLocaleDateString([], { day: "numeric", month: "short" });
+  const who = analysis.producer === "bedrock"
+    ? `From the chain's analysis (Bedrock model ${analysis.model_id || "unnamed"})`
+    : `From the store's models (fallback: ${analysis.fallback_reason || "no reason given"})`;
+  return `${who}, ${when}`;
+}
+
+// Every text goes in as a text node (el): an analysis is data from outside this page.
+function showAnalysis(analysis) {
+  const card = $("assist-analysis");
+  $("analysis-none").hidden = analysis !== null;
+  card.hidden = analysis === null;
+  if (analysis === null) return;
+  card.dataset.producer = analysis.producer;
+  $("analysis-source").textContent = analysisSource(analysis);
+  const risk = analysis.churn_risk;
+  const inferred = (items) => items.map((item) => item.label).join(", ") || "—";
+  const facts = [
+    ["Churn risk", el("span", { class: `badge risk-${risk.level}`, title: risk.reason },
+      `${capitalised(risk.level)} (${percent(risk.probability)})`)],
+    ["Value band", capitalised(analysis.value_band)],
+    ["Household", inferred(analysis.household)],
+    ["Lifestyle", inferred(analysis.lifestyle)],
+  ];
+  $("analysis-facts").replaceChildren(...facts.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
+  const next = analysis.next_purchases.slice(0, NEXT_PURCHASES_SHOWN);
+  $("analysis-next").replaceChildren(...(next.length ? next.map((item) => el("li", { "data-category": item.category },
+    el("strong", {}, item.category), ` · ${dayMonth(item.next_purchase_date)} (${percent(item.confidence)} sure)`,
+    el("span", { class: "reason muted" }, item.reason))) : [el("li", { class: "muted" }, "None predicted")]));
+  const offers = analysis.opportunities;
+  $("analysis-offers").replaceChildren(...(offers.length ? offers.map((item) => el("li", {},
+    item.action, el("span", { class: "reason muted" },
+      [item.category, `${percent(item.confidence)} sure`].filter(Boolean).join(" · ")))) : [el("li", { class: "muted" }, "Nothing in particular")]));
+}
+
 async function assist(event) {
   event.preventDefault();
   const error = $("assist-error");
   const details = $("assist");
   details.hidden = true;
   details.replaceChildren();
+  $("assist-analysis").hidden = true;
+  $("analysis-none").hidden = true;
   clearError(error);
   const number = $("assist-number").value.trim();
   try {
@@ -66,6 +111,7 @@ async function assist(event) {
     ];
     details.replaceChildren(...rows.flatMap(([term, value]) => [el("dt", {}, term), el("dd", {}, value)]));
     details.hidden = false;
+    showAnalysis(insights.analysis ?? null);
   } catch (err) {
     const messages = {
       unknown_customer: "No shopper has that loyalty number.",
