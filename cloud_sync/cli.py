@@ -8,6 +8,7 @@
     cloud-sync release create|status|promote|watch|abort|rollback ...
                                                      (cloud_sync/release/commands.py)
     cloud-sync retrain --local DIR --key PEM --out DIR ...  (cloud_sync/retrain/commands.py)
+    cloud-sync analyze shopper|fleet|score|ab ...    (cloud_sync/analysis/commands.py)
 
 Command groups register in `COMMAND_GROUPS` (name, function adding the group's parser); a
 leaf command sets `handler` (args -> exit code). Errors are one line on stderr, exit code 2.
@@ -27,6 +28,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cloud_sync.analysis.commands import add_analyze_group
 from cloud_sync.fleet.commands import add_master_group
 from cloud_sync.lake.commands import add_lake_group
 from cloud_sync.release.commands import add_release_group
@@ -189,6 +191,7 @@ COMMAND_GROUPS: list[tuple[str, AddGroup]] = [
     ("master", add_master_group),
     ("release", add_release_group),
     ("retrain", add_retrain_group),
+    ("analyze", add_analyze_group),
 ]
 
 

@@ -7,8 +7,7 @@ Prints one JSON analysis a line, each saying its producer (bedrock or fallback, 
 Bedrock settings come from the environment (EDGE_ANALYSIS_*, see settings.py) and boto3's
 credential chain; without credentials every shopper gets the fallback, saying so.
 `--double` starts the local Bedrock double for the run (the Bedrock path without AWS).
-Not yet a `cloud-sync` subcommand: that file's documented-commands test reads docs this
-step may not edit (see docs/analysis.md).
+`cloud-sync analyze` (commands.py) is the same with batch inference, scoring and the A/B.
 """
 
 from __future__ import annotations
@@ -18,21 +17,15 @@ import contextlib
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
 from cloud_sync.analysis.bedrock import Analyst
+from cloud_sync.analysis.commands import DEFAULT_DAYS, load_lake, settings_of, with_double
 from cloud_sync.analysis.fallback import ValueBands
-from cloud_sync.analysis.settings import AnalysisSettings
 from cloud_sync.analysis.summary import summarize_lake
-from cloud_sync.retrain.config import LakeLocation
-from cloud_sync.retrain.run import load_catalog
 
 PROG = "python -m cloud_sync.analysis"
-DEFAULT_DAYS = 365  # a year holds every rhythm a supermarket sees, seasonal ones included
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,19 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
-    settings = AnalysisSettings.from_env()
-    if args.state_dir:
-        settings = replace(settings, state_dir=args.state_dir)
-    if args.parquet:
-        location = LakeLocation(bucket="", region=args.region)
-        rows = pq.read_table(args.parquet)
-    else:
-        from cloud_sync.local.stack import LAKE_BUCKET
-
-        location = (LakeLocation(bucket=LAKE_BUCKET, local_dir=args.local.resolve())
-                    if args.local else LakeLocation(bucket=args.bucket, region=args.region))
-        rows = location.lake().read(since=(now - timedelta(days=args.days)).date())
-    categories = load_catalog(args.catalog, location)
+    settings = settings_of(args)
+    rows, categories = load_lake(args, now)
     summaries = summarize_lake(rows, categories, now=now)
     if args.shopper and args.shopper not in summaries:
         print(f"{PROG}: no sales of shopper {args.shopper} in the lake", file=sys.stderr)
@@ -81,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if args.double:
             from cloud_sync.local.bedrock_double import BedrockDouble
 
-            double = stack.enter_context(BedrockDouble())
-            settings = replace(settings, bedrock=replace(
-                settings.bedrock, endpoint_url=double.endpoint_url,
-                access_key_id="local-double", secret_access_key="local-double"))
+            settings = with_double(settings, stack.enter_context(BedrockDouble()).endpoint_url)
         analyst = Analyst(settings, set(categories.values()),
                           bands=ValueBands.from_summaries(summaries.values()))
         for result in analyst.analyze_all(chosen):
