@@ -175,6 +175,17 @@ def test_erasure_deletes_the_shoppers_analyses(conn: Any) -> None:
     assert count_rows(conn) == 0
 
 
+def test_analyses_of_a_shopper_who_withdrew_consent_go_with_the_next_message(
+        conn: Any) -> None:
+    apply(conn, payloads_for([sample_result("C-WEEKLY")])[0])
+    apply_records(conn, "consent", [(1, {"customer_id": "C-WEEKLY",
+                                         "consent_staff_assist": False})], version=2,
+                  batch_id="consent-2")
+    assert count_rows(conn) == 1  # not served meanwhile: the endpoint checks consent
+    outcome = apply(conn, payloads_for([sample_result("C-WEEKLY", category="bread")])[0])
+    assert (outcome.stored, outcome.skipped, count_rows(conn)) == (0, 1, 0)
+
+
 def test_push_sends_a_store_only_its_own_shoppers() -> None:
     class Link:
         def __init__(self) -> None:

@@ -4,7 +4,8 @@ Each record is checked on its own (partial failure by item): a malformed one is 
 with the reason and the others are stored; a message that is not an insights message at all
 is dead-lettered whole. Records name shoppers by pseudonym: the store computes the pseudonym
 of each of its customers who consented to staff assistance (it holds the chain's key) and
-keeps only the records of those; the others are dropped and counted, never stored.
+keeps only the records of those; the others are dropped and counted, never stored. The
+analyses of a shopper who has withdrawn that consent since go at the next message.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from cloud_sync.analysis.downlink import (
 from cloud_sync.link.batch import MAX_PAYLOAD_BYTES
 from cloud_sync.link.masterdata import MasterDataMessageError, decode_message
 from cloud_sync.link.privacy import pseudonymize
-from edge_agent.insights.store import trim_history
+from edge_agent.insights.store import drop_unconsented, trim_history
 from models.events import format_ts, utc_now
 
 # Reasons are for an operator reading the dead letters: a line, not the record.
@@ -98,6 +99,7 @@ def apply_insights(conn: sqlite3.Connection, payload: bytes, *, topic: str,
             else:
                 outcome.already += 1
         trim_history(conn, touched)
+        drop_unconsented(conn)
         for reason, raw in rejected:
             _dead_letter(conn, topic, raw, reason, received_at, max_raw_bytes)
 

@@ -70,5 +70,13 @@ def trim_history(conn: sqlite3.Connection, customer_ids: Iterable[str]) -> None:
         [(customer, customer, HISTORY_KEPT) for customer in customer_ids])
 
 
+def drop_unconsented(conn: sqlite3.Connection) -> int:
+    """Delete the analyses of shoppers who no longer consent to staff assistance (or are
+    gone); they are never served, and need not be kept (inside the caller's transaction)."""
+    return conn.execute(
+        "DELETE FROM shopper_insights WHERE customer_id NOT IN"
+        " (SELECT customer_id FROM customers WHERE consent_staff_assist = 1)").rowcount
+
+
 def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
