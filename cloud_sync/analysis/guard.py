@@ -47,9 +47,10 @@ ANTHROPIC_VERSION = "bedrock-2023-05-31"  # what InvokeModel's Anthropic body mu
 PSEUDONYM = re.compile(rf"^[0-9a-f]{{{PSEUDONYM_HEX_CHARS}}}$")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CATEGORY_MAX = 80
-# Catalog names are words; a long digit run or an @ in one is a number or an address that
-# slipped into master data, and goes nowhere.
-CATEGORY_PATTERN = re.compile(r"^[\w][\w &,/().'+-]*$")
+# Catalog names are words (and the punctuation real catalogs use, e.g. Complete Journey's
+# "DINNER MXS:DRY"); a long digit run or an @ in one is a number or an address that slipped
+# into master data, and goes nowhere.
+CATEGORY_PATTERN = re.compile(r"^[\w][\w &,/().:'+-]*$")
 SUSPICIOUS = re.compile(r"@|\d{5,}")
 # Upper bounds of the numeric fields: far above any shopper, low enough that a card or
 # phone number put in a numeric field is refused, not sent.
