@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     # (serving benchmark, 2 workers: recommendations p99 31 ms with 2 threads, 19 ms with 1).
     model_threads: int = Field(default=1, ge=1, le=32)
     model_deadline_ms: float = Field(default=500.0, gt=0)
+    # The model threads' Linux niceness (0 = as the threads serving HTTP; 19 = only when
+    # nothing else wants the CPU). 0: personal answers are the product, and a niced model
+    # thread starves on a busy box (serving benchmark with other work on the machine: 81
+    # requests past the deadline at 10, 21 at 0); /healthz stays free regardless, as model
+    # calls run off the event loop and ONNX Runtime releases the GIL.
+    model_niceness: int = Field(default=0, ge=0, le=19)
     # With a cloud link, release jobs (AWS IoT Jobs) are taken when notified; this is how
     # often the store asks anyway (a missed notification, or back from offline).
     model_update_poll_s: float = Field(default=60.0, gt=0)

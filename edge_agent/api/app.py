@@ -94,7 +94,8 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
                                                           metrics_registry),
                                          model_calls=ModelCalls(
                                              settings.model_threads,
-                                             settings.model_deadline_ms / 1000))
+                                             settings.model_deadline_ms / 1000,
+                                             settings.model_niceness))
         tasks = [PeriodicTask("congestion", lambda: store_map.refresh_congestion(reads.get()),
                               settings.congestion_interval_s),
                  # The operator's `edge-agent import layout` reaches every worker.

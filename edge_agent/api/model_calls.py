@@ -6,8 +6,7 @@ request, `/healthz` included. So model calls run here, on at most `threads` thre
 request waits for one until its deadline and then gets a clear degraded answer. A call that
 overruns keeps its thread until it returns (a thread cannot be stopped), but never more
 than `threads` of them, and the event loop stays free. ONNX Runtime releases the GIL while
-it runs, so a slow model leaves Python time for everything else, and model threads run at a
-lower priority than serving.
+it runs, so a slow model leaves Python time for everything else.
 """
 
 from __future__ import annotations
@@ -27,14 +26,11 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-# Model threads run at a lower priority than the threads serving HTTP: on a busy store box
-# the event loop (health checks, cached answers, favourites) gets the CPU first.
-MODEL_THREAD_NICENESS = 10
-
-
-def _yield_to_serving() -> None:
+def _lower_priority(niceness: int) -> None:
+    """Model threads may run at a lower priority than the threads serving HTTP: on a busy
+    store box the event loop (health checks, cached answers, favourites) gets the CPU first."""
     with contextlib.suppress(OSError, AttributeError):  # Linux sets niceness per thread
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), MODEL_THREAD_NICENESS)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
 class ModelsTooSlow(ServingError):
@@ -43,11 +39,12 @@ class ModelsTooSlow(ServingError):
 
 
 class ModelCalls:
-    def __init__(self, threads: int, deadline_s: float) -> None:
+    def __init__(self, threads: int, deadline_s: float, niceness: int = 0) -> None:
         self._threads = threads
         self._deadline_s = deadline_s
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="model-call",
-                                            initializer=_yield_to_serving)
+                                            initializer=_lower_priority,
+                                            initargs=(niceness,))
         self._free: asyncio.Semaphore | None = None  # made on the event loop that uses it
 
     async def run(self, compute: Callable[[], T]) -> T:
