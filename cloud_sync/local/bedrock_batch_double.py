@@ -25,23 +25,27 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import boto3
 from botocore.config import Config
 
-from cloud_sync.local.bedrock_double import (
+from cloud_sync.local.bedrock_answers import (
     ERROR_TYPE_SUFFIX,
     ERRORS,
-    _malformed,
-    _summary,
-    _tokens,
-    _valid,
+    malformed_answer,
+    summary_in,
+    tokens,
+    valid_answer,
 )
 
-if TYPE_CHECKING:
-    from cloud_sync.local.bedrock_double import BedrockDouble
+
+class ScriptedAnswers(Protocol):
+    """What a batch job needs of the double it belongs to: the next scripted behaviour."""
+
+    def next_behaviour(self, shopper_id: str | None) -> str: ...
+
 
 MIN_RECORDS = 100  # Bedrock's minimum records in a batch job
 ACCOUNT_ID = "123456789012"
@@ -62,7 +66,7 @@ def _now() -> str:
 class BatchJobs:
     """Batch jobs of one double; `handle` answers a request, a thread runs each job."""
 
-    def __init__(self, owner: BedrockDouble, s3_endpoint_url: str, *,
+    def __init__(self, owner: ScriptedAnswers, s3_endpoint_url: str, *,
                  step_s: float = 0.05) -> None:
         self.owner, self.step_s = owner, step_s
         self.s3 = boto3.session.Session().client(
@@ -201,9 +205,9 @@ class BatchJobs:
 
     def _answer(self, job_id: str, record: dict[str, Any], model_id: str) -> dict[str, Any]:
         body = record["modelInput"]
-        summary = _summary(body)
+        summary = summary_in(body)
         shopper = summary.get("shopper_id") if isinstance(summary, dict) else None
-        behaviour = self.owner._next(shopper)
+        behaviour = self.owner.next_behaviour(shopper)
         with self._lock:
             self.records.append((job_id, record.get("recordId", ""), shopper, behaviour))
         line: dict[str, Any] = {"recordId": record.get("recordId"), "modelInput": body}
@@ -215,11 +219,11 @@ class BatchJobs:
             content: list[dict[str, Any]] = [{"type": "text", "text": "Likes milk."}]
             stop, produced = "end_turn", content[0]["text"]
         else:
-            answer = _malformed() if behaviour == "malformed" else _valid(summary)
+            answer = malformed_answer() if behaviour == "malformed" else valid_answer(summary)
             content = [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20],
                         "name": tool, "input": answer}]
             stop, produced = "tool_use", json.dumps(answer)
-        usage = {"input_tokens": _tokens(json.dumps(body)), "output_tokens": _tokens(produced),
+        usage = {"input_tokens": tokens(json.dumps(body)), "output_tokens": tokens(produced),
                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
         return {**line, "modelOutput": {
             "id": "msg_bdrk_" + uuid.uuid4().hex[:20], "type": "message", "role": "assistant",

@@ -32,11 +32,19 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from datetime import date, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote
+
+from cloud_sync.local.bedrock_answers import (
+    ERROR_TYPE_SUFFIX,
+    ERRORS,
+    malformed_answer,
+    summary_in,
+    tokens,
+    valid_answer,
+)
 
 if TYPE_CHECKING:
     from cloud_sync.local.bedrock_batch_double import BatchJobs
@@ -47,16 +55,7 @@ SHUTDOWN_POLL_S = 0.02
 # ones are billed as plain input, the cache point silently ignored.
 CACHE_MIN_TOKENS = {"claude-haiku-4-5": 4_096, "claude-opus-4-5": 4_096}
 DEFAULT_CACHE_MIN_TOKENS = 1_024
-BYTES_PER_TOKEN = 4  # the usual rule of thumb for English and JSON
-ERRORS = {  # behaviour -> (status, error code, message)
-    "throttled": (429, "ThrottlingException", "Too many requests, please wait."),
-    "not_ready": (429, "ModelNotReadyException", "Model is not ready."),
-    "timeout": (408, "ModelTimeoutException", "Model has timed out."),
-    "failing": (424, "ModelErrorException", "The model returned an error."),
-    "unavailable": (503, "ServiceUnavailableException", "Service unavailable."),
-}
 BEHAVIOURS = frozenset({"valid", "malformed", "no_tool", "slow", *ERRORS})
-ERROR_TYPE_SUFFIX = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 
 
 @dataclass(frozen=True)
@@ -139,7 +138,7 @@ class BedrockDouble:
         self.stop()
 
     # ------------------------------------------------------------------ answering
-    def _next(self, shopper_id: str | None) -> str:
+    def next_behaviour(self, shopper_id: str | None) -> str:
         with self._lock:
             own = self._shoppers.get(shopper_id or "")
             if own:
@@ -149,9 +148,9 @@ class BedrockDouble:
     def answer(self, model_id: str, headers: dict[str, str], body: bytes
                ) -> tuple[int, dict[str, str], dict[str, Any]]:
         request = json.loads(body)
-        summary = _summary(request)
+        summary = summary_in(request)
         shopper = summary.get("shopper_id") if isinstance(summary, dict) else None
-        behaviour = self._next(shopper)
+        behaviour = self.next_behaviour(shopper)
         status, extra, payload = self._reply(behaviour, request, summary, model_id)
         with self._lock:
             self.received.append(Received(model_id, shopper, behaviour, headers, body,
@@ -171,7 +170,7 @@ class BedrockDouble:
             content: list[dict[str, Any]] = [{"text": "I think this shopper likes milk."}]
             stop, produced = "end_turn", content[0]["text"]
         else:
-            answer = _malformed() if behaviour == "malformed" else _valid(summary)
+            answer = malformed_answer() if behaviour == "malformed" else valid_answer(summary)
             content = [{"toolUse": {"toolUseId": "tooluse_" + uuid.uuid4().hex[:20],
                                     "name": tool, "input": answer}}]
             stop, produced = "tool_use", json.dumps(answer)
@@ -183,8 +182,8 @@ class BedrockDouble:
     def _usage(self, request: dict[str, Any], produced: str, model_id: str
                ) -> dict[str, int]:
         prefix = json.dumps([request.get("toolConfig"), request.get("system")], sort_keys=True)
-        shared = _tokens(prefix)
-        fresh = _tokens(json.dumps(request.get("messages")))
+        shared = tokens(prefix)
+        fresh = tokens(json.dumps(request.get("messages")))
         floor = next((n for name, n in CACHE_MIN_TOKENS.items() if name in model_id),
                      DEFAULT_CACHE_MIN_TOKENS)
         cached = shared >= floor and any(
@@ -196,7 +195,7 @@ class BedrockDouble:
         write = shared if cached and first else 0
         read = shared if cached and not first else 0
         fresh += 0 if cached else shared
-        out = _tokens(produced)
+        out = tokens(produced)
         return {"inputTokens": fresh, "outputTokens": out, "totalTokens": fresh + out + read
                 + write, "cacheReadInputTokens": read, "cacheWriteInputTokens": write}
 
@@ -269,46 +268,3 @@ def _checked(behaviours: tuple[str, ...]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown behaviour(s) {sorted(unknown)}; known: {sorted(BEHAVIOURS)}")
     return behaviours
-
-
-def _tokens(text: str) -> int:
-    return max(1, len(text.encode()) // BYTES_PER_TOKEN)
-
-
-def _summary(request: dict[str, Any]) -> Any:
-    """The shopper summary in the user message (after its first line), or {}."""
-    for message in request.get("messages", []):
-        for block in message.get("content", []):
-            text = block.get("text", "")
-            if "\n" in text:
-                try:
-                    return json.loads(text.split("\n", 1)[1])
-                except ValueError:
-                    return {}
-    return {}
-
-
-def _valid(summary: dict[str, Any]) -> dict[str, Any]:
-    as_of = date.fromisoformat(summary.get("as_of") or date.today().isoformat())
-    forecasts = []
-    for c in summary.get("categories", []):
-        gap = c.get("median_gap_days")
-        if gap:
-            due = max(1, round(gap - c["last_purchase_days_ago"]))
-            forecasts.append({"category": c["category"], "confidence": 0.7,
-                              "next_purchase_date": (as_of + timedelta(days=due)).isoformat(),
-                              "reason": f"Bought about every {gap:g} days."})
-    inference = {"label": "regular weekly shopper", "confidence": 0.6,
-                 "reason": "Visits follow a steady weekly pattern."}
-    return {"forecasts": forecasts, "household": [inference], "lifestyle": [inference],
-            "churn_risk": {"level": "low", "probability": 0.1, "reason": "Visited recently."},
-            "value_band": "medium",
-            "opportunities": [{"category": f["category"], "confidence": 0.5,
-                               "action": "Suggest it on the shopping list."}
-                              for f in forecasts[:2]]}
-
-
-def _malformed() -> dict[str, Any]:
-    return {"forecasts": [{"category": "Milk", "next_purchase_date": "soon",
-                           "confidence": 1.7, "reason": "x" * 500}],
-            "household": "families", "value_band": "platinum"}
