@@ -276,3 +276,12 @@ def _shopper_insights(db: sqlite_utils.Database) -> None:
                  " version INTEGER NOT NULL, analysis TEXT NOT NULL)")
     conn.execute("CREATE INDEX shopper_insights_customer"
                  " ON shopper_insights (customer_id, created_at)")
+
+
+@migration(10, "interactions by model version and time, for a release's click-through")
+def _interactions_by_version(db: sqlite_utils.Database) -> None:
+    # A release's probation counts one version's impressions and clicks in a window
+    # (edge_agent/updates/clickthrough.py); without this it reads the whole table, which
+    # holds 30 days of every kiosk's feedback.
+    db.conn.execute("CREATE INDEX interactions_version_ts"
+                    " ON interactions (model_version, ts)")
