@@ -1,7 +1,8 @@
 """`cloud-sync analyze`: the Bedrock analysis of shoppers, from the lake.
 
-    cloud-sync analyze shopper ID  LAKE --catalog CSV [--double]     one shopper, on demand
+    cloud-sync analyze shopper ID  LAKE --catalog CSV [--double] [--push]  one shopper, on demand
     cloud-sync analyze fleet       LAKE --catalog CSV --batch-bucket B --role-arn ARN [--double]
+                                   [--push [--credentials DIR] [--store ID ...]]
     cloud-sync analyze score       LAKE --catalog CSV [--until DATE] [--json PATH]
     cloud-sync analyze ab          [--since TIME] [--json PATH]
 
@@ -9,7 +10,8 @@ LAKE is `--local DIR` (a running `cloud-sync local up`), `--bucket B [--region R
 `--parquet FILE`. Settings come from EDGE_ANALYSIS_* (settings.py) and boto3's credential
 chain; without credentials every shopper gets the fallback, saying so. `--double` answers
 from the local Bedrock double (and, for `fleet`, runs its batch jobs on the local cloud's
-S3, or on a moto server started for the run).
+S3, or on a moto server started for the run). `--push` sends each store its own shoppers'
+results (push.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from cloud_sync.analysis.batch import BatchSettings, FleetRun
 from cloud_sync.analysis.bedrock import Analyst
 from cloud_sync.analysis.fallback import ValueBands
 from cloud_sync.analysis.history import AnalysisHistory
+from cloud_sync.analysis.push import add_push_arguments, push_from_args, push_summary
 from cloud_sync.analysis.settings import AnalysisSettings
 from cloud_sync.analysis.summary import ShopperSummary, summarize_lake
 
@@ -43,6 +46,7 @@ def add_analyze_group(subparsers: Any) -> None:
     one.add_argument("shopper", metavar="PSEUDONYM")
     _lake_arguments(one)
     one.add_argument("--double", action="store_true", help="the local Bedrock double")
+    add_push_arguments(one)
     one.set_defaults(handler=_shopper)
     fleet = commands.add_parser("fleet", help="every shopper, through Bedrock batch inference")
     _lake_arguments(fleet)
@@ -50,6 +54,7 @@ def add_analyze_group(subparsers: Any) -> None:
     fleet.add_argument("--role-arn", help="the service role Bedrock's batch jobs assume")
     fleet.add_argument("--poll-s", type=float, default=60.0, help="between job status looks")
     fleet.add_argument("--double", action="store_true", help="the local Bedrock double")
+    add_push_arguments(fleet)
     fleet.set_defaults(handler=_fleet)
     score = commands.add_parser("score", help="score stored predictions against the lake")
     _lake_arguments(score)
@@ -108,15 +113,16 @@ def with_double(settings: AnalysisSettings, endpoint_url: str) -> AnalysisSettin
 
 
 def _summaries(args: argparse.Namespace, now: datetime
-               ) -> tuple[dict[str, ShopperSummary], set[str]]:
+               ) -> tuple[dict[str, ShopperSummary], set[str], Any]:
+    """The summaries, the catalog's categories and the lake rows they came from."""
     rows, categories = load_lake(args, now)
-    return summarize_lake(rows, categories, now=now), set(categories.values())
+    return summarize_lake(rows, categories, now=now), set(categories.values()), rows
 
 
 def _shopper(args: argparse.Namespace) -> int:
     from cloud_sync.local.bedrock_double import BedrockDouble
 
-    summaries, taxonomy = _summaries(args, datetime.now(UTC))
+    summaries, taxonomy, rows = _summaries(args, datetime.now(UTC))
     if args.shopper not in summaries:
         raise ValueError(f"no sales of shopper {args.shopper} in the lake")
     settings = settings_of(args)
@@ -124,7 +130,10 @@ def _shopper(args: argparse.Namespace) -> int:
         if args.double:
             settings = with_double(settings, stack.enter_context(BedrockDouble()).endpoint_url)
         analyst = Analyst(settings, taxonomy, bands=ValueBands.from_summaries(summaries.values()))
-        print(analyst.analyze(summaries[args.shopper]).model_dump_json())
+        result = analyst.analyze(summaries[args.shopper])
+    print(result.model_dump_json())
+    if args.push:
+        print(json.dumps({"pushed": push_summary(push_from_args(args, rows, [result]))}))
     return 0
 
 
@@ -132,7 +141,7 @@ def _fleet(args: argparse.Namespace) -> int:
     from cloud_sync.local.bedrock_double import BedrockDouble
     from cloud_sync.local.moto_server import MotoServer, boto3_client
 
-    summaries, taxonomy = _summaries(args, datetime.now(UTC))
+    summaries, taxonomy, rows = _summaries(args, datetime.now(UTC))
     settings = settings_of(args)
     with contextlib.ExitStack() as stack:
         if args.local:
@@ -161,11 +170,12 @@ def _fleet(args: argparse.Namespace) -> int:
         report = FleetRun(analyst, BatchSettings(bucket=bucket, role_arn=role,
                                                  poll_s=0.05 if args.double else args.poll_s),
                           s3=s3).run(summaries.values())
+    pushed = push_summary(push_from_args(args, rows, report.results)) if args.push else None
     print(json.dumps({"run_id": report.run_id, "shoppers": len(report.results),
                       "counts": report.counts(), "reused": report.reused,
                       "on_demand": report.on_demand, "jobs": [asdict(j) for j in report.jobs],
                       "dollars": round(sum(r.cost.dollars for r in report.results), 6),
-                      "seconds": report.seconds}, indent=2))
+                      "seconds": report.seconds, "pushed": pushed}, indent=2))
     return 0
 
 

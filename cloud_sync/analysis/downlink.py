@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from awscrt import mqtt5
@@ -100,8 +100,21 @@ def insight_record(result: AnalysisResult) -> InsightRecord:
 
 def shoppers_of_store(lake: Lake, store: str) -> set[str]:
     """The pseudonyms seen in a store's events in the lake: the only ones it may be sent."""
-    column = lake.read(store_id=store).column("customer_id").to_pylist()
-    return {pseudonym for pseudonym in column if pseudonym}
+    return shoppers_by_store(lake.read(store_id=store)).get(store, set())
+
+
+def shoppers_by_store(rows: Any) -> dict[str, set[str]]:
+    """Per store, the pseudonyms seen in its events among lake `rows` (a table, or dicts)."""
+    if hasattr(rows, "column"):  # a pyarrow table, as the lake reads it
+        pairs = zip(rows.column("store_id").to_pylist(), rows.column("customer_id").to_pylist(),
+                    strict=True)
+    else:
+        pairs = ((row.get("store_id"), row.get("customer_id")) for row in rows)
+    seen: dict[str, set[str]] = {}
+    for store, pseudonym in pairs:
+        if store and pseudonym:
+            seen.setdefault(store, set()).add(pseudonym)
+    return seen
 
 
 def encode_insights(records: Sequence[InsightRecord], version: int) -> tuple[list[str],
