@@ -8,10 +8,11 @@
 ``shared/data/tafeng`` beside the checkout), or ``csv:PATH`` (see
 :mod:`models.datasets.csv` for the columns).
 
-Baselines with hyperparameters are tuned per split on validation users first
-(:mod:`models.evaluation.tuning`, cached under ``--tuning-cache``); the ranker's tree
-settings are checked on the first split. The report ends with a paired bootstrap of
-the ranker against the best baseline (:mod:`models.evaluation.bootstrap`).
+Every method with hyperparameters (TIFU-KNN, UP-CF@r, the ranker) is tuned per split on
+that split's validation users first, with the same budget (``--budget``) and search
+(:mod:`models.evaluation.tuning`, cached under ``--tuning-cache``). The report ends
+with a user-clustered paired bootstrap of the ranker against the best baseline
+(:mod:`models.evaluation.bootstrap`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from models.evaluation.protocol import (
     make_task,
     random_splits,
 )
+from models.evaluation.search import SEARCH_BUDGET
 from models.nbr.base import NextBasketModel
 from models.nbr.ranker import NbrRanker, RankerConfig
 from models.nbr.tifuknn import TifuKnn, TifuParams
@@ -121,7 +123,7 @@ def build_factories(
     cache: tuning.TuningCache, tuning_report: dict[str, object],
 ) -> list[ModelFactory]:
     """One factory per method key; tuning (or its cache) runs here."""
-    ranker_config: RankerConfig | None = None
+    ranker_records: dict[int, dict[str, object]] | None = None
     factories: list[ModelFactory] = []
     for m in methods:
         if m == "g-topfreq":
@@ -135,21 +137,40 @@ def build_factories(
         elif m in TUNED_BASELINES:
             factories.append(_tuned_factory(m, task, splits, budget, cache, tuning_report))
         elif m in RANKERS:
-            if ranker_config is None:
-                record = tuning.tune_ranker(task, splits[0], cache=cache)
-                tuning_report["ranker"] = {
-                    "grid": tuning.RANKER_GRID,
-                    "budget": len(tuning.RANKER_GRID),
-                    "objective": "mean of Recall@10 and NDCG@10 on split "
-                                 f"{splits[0].seed}'s validation users",
-                    "per_split": [{k: record[k] for k in ("split", "best", "best_val",
-                                                          "seconds", "cached", "trials")}],
-                }
-                ranker_config = dataclasses.replace(RankerConfig(), **record["best"])
-            cfg = ranker_config if m == "ranker" else dataclasses.replace(
-                ranker_config, use_visit_time=False)
-            factories.append(lambda split, cfg=cfg: NbrRanker(cfg))
+            if ranker_records is None:
+                ranker_records = _tune_rankers(task, splits, budget, cache, tuning_report)
+            factories.append(_ranker_factory(ranker_records, use_visit_time=m == "ranker"))
     return factories
+
+
+def _tune_rankers(
+    task: NbrTask, splits: Sequence[Split], budget: int, cache: tuning.TuningCache,
+    tuning_report: dict[str, object],
+) -> dict[int, dict[str, object]]:
+    """Tune the ranker on every split's own training / validation users (or read the cache)."""
+    records = {s.seed: tuning.tune_ranker(task, s, budget=budget, cache=cache) for s in splits}
+    tuning_report["ranker"] = {
+        "search_space": tuning.SEARCH_SPACES["ranker"],
+        "budget": budget,
+        "objective": "mean of Recall@10 and NDCG@10 on the split's validation users",
+        "per_split": [
+            {k: records[s.seed][k] for k in ("split", "best", "best_val", "seconds", "cached",
+                                              "trials")}
+            for s in splits
+        ],
+    }
+    return records
+
+
+def _ranker_factory(records: dict[int, dict[str, object]], use_visit_time: bool) -> ModelFactory:
+    """The ranker with each split's tuned setting (the no-time variant reuses it)."""
+    def factory(split: Split) -> NextBasketModel:
+        best = records[split.seed]["best"]
+        assert isinstance(best, dict)
+        cfg = dataclasses.replace(RankerConfig(), **best, use_visit_time=use_visit_time)
+        return NbrRanker(cfg)
+
+    return factory
 
 
 def _published_tifu(split: Split) -> TifuKnn:
@@ -173,10 +194,10 @@ def compare(results: Sequence[MethodResult], n_resamples: int = N_RESAMPLES) -> 
         best = max(baselines, key=lambda r: r.mean[metric])
         entry: dict[str, object] = {"best_baseline": best.name}
         for r in rankers:
+            pairs = [_aligned(r, best, i, metric) for i in range(len(r.per_user))]
             entry[r.name] = paired_bootstrap(
-                [_aligned(r, best, i, metric)[0] for i in range(len(r.per_user))],
-                [_aligned(r, best, i, metric)[1] for i in range(len(r.per_user))],
-                n_resamples=n_resamples,
+                [p[0] for p in pairs], [p[1] for p in pairs], n_resamples=n_resamples,
+                users_per_split=[r.per_user[i]["users"] for i in range(len(r.per_user))],
             )
         out[metric] = entry
     return out
@@ -189,7 +210,7 @@ def _aligned(a: MethodResult, b: MethodResult, i: int, metric: str) -> tuple:
 
 
 def evaluate(
-    spec: str, methods: Sequence[str], n_splits: int, budget: int = tuning.BASELINE_BUDGET,
+    spec: str, methods: Sequence[str], n_splits: int, budget: int = SEARCH_BUDGET,
     cache_dir: Path | None = DEFAULT_CACHE, n_resamples: int = N_RESAMPLES,
 ) -> dict[str, object]:
     """Run the protocol for a dataset spec; returns the JSON-ready report."""
@@ -277,7 +298,8 @@ def format_comparison(comparison: dict[str, dict[str, object]]) -> str:
                 f"{name} vs {best} {metric}: {b['mean_a']:.4f} vs {b['mean_b']:.4f}, "
                 f"diff {b['difference']:+.4f} [{b['ci'][0]:+.4f}, {b['ci'][1]:+.4f}], "
                 f"{100 * b['relative']:+.1f}% [{100 * b['relative_ci'][0]:+.1f}%, "
-                f"{100 * b['relative_ci'][1]:+.1f}%] (95%, paired bootstrap)"
+                f"{100 * b['relative_ci'][1]:+.1f}%] (95%, paired bootstrap, users clustered "
+                f"across splits)"
             )
     return "\n".join(lines)
 
@@ -290,8 +312,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", type=Path, default=None, help="write all metrics here")
     parser.add_argument(
-        "--budget", type=int, default=tuning.BASELINE_BUDGET,
-        help="configurations tried per tuned baseline and split (default %(default)s)",
+        "--budget", type=int, default=SEARCH_BUDGET,
+        help="configurations tried per split by every tuned method, the ranker included "
+             "(default %(default)s)",
     )
     parser.add_argument(
         "--tuning-cache", type=Path, default=DEFAULT_CACHE,

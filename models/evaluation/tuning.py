@@ -1,26 +1,25 @@
 """Hyperparameter search on validation users, cached on disk.
 
-Every baseline with hyperparameters gets the same treatment:
+Every method with hyperparameters — TIFU-KNN, UP-CF@r and the ranker — gets the same
+treatment:
 
 - a stated **search space** (``SEARCH_SPACES``) and the same **budget** of
-  configurations (``BASELINE_BUDGET``): the published / default setting first, then
-  distinct random draws from the grid (seeded, so the list is reproducible);
-- fitted with the targets of the split's **training users only** and scored on the
-  split's **validation users** (their targets are never given to the model; test users'
-  targets are never given to anything here);
+  configurations per split (``search.SEARCH_BUDGET``), searched by the same code
+  (:func:`models.evaluation.search.search`: the default first, random points, then a
+  local walk around the best);
+- scored on the split's **validation users**; test users' targets are never given to
+  anything here. The baselines are fitted with the training users' targets only; the
+  ranker is trained on its training users and early-stopped on the validation users
+  (as in evaluation), then scored on them;
 - the objective is the mean of Recall@10 and NDCG@10 on the validation users;
 - **per split**: a split's validation users can be another split's test users, so
   settings chosen on split 0 and used on split 1 would have seen some of split 1's
-  test targets. Tuning each split on its own validation users avoids that.
-
-The ranker is expensive, so its tree settings are checked on the **first split only**
-over a small fixed grid (``RANKER_GRID``), on rows built once; its validation users
-also drive early stopping, as in evaluation. See ``docs/models.md`` for what this
-means for splits 1–4.
+  test targets. Each split is tuned on its own validation users instead.
 
 Results are cached as JSON keyed by the data (a fingerprint of the filtered dataset),
-the split's users, the method, its search space and budget and a hash of the code that
-computes the scores, so a rerun of the evaluation is fast and a code change re-tunes.
+the split's users, the method, its search space, budget and seed and a hash of the code
+that computes the scores, so a rerun of the evaluation is fast and a code change
+re-tunes.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
-import itertools
 import json
 import logging
 import time
@@ -40,8 +38,10 @@ from typing import Any
 import numpy as np
 
 from models.evaluation import metrics as metrics_module
+from models.evaluation import search as search_module
 from models.evaluation.metrics import evaluate_recommendations
 from models.evaluation.protocol import NbrTask, Split, mask_targets
+from models.evaluation.search import SEARCH_BUDGET, SEARCH_SEED, best_trial, search
 from models.nbr import matrices, tifuknn, upcf
 from models.nbr.base import FitData, NextBasketModel
 from models.nbr.tifuknn import TifuKnn, TifuParams
@@ -50,30 +50,33 @@ from models.nbr.upcf import UpCf, UpcfParams
 
 logger = logging.getLogger(__name__)
 
-# Configurations tried per baseline and split (the default included). 48 keeps the two
-# kNN baselines under ~7 minutes for Ta-Feng's five splits on a shared 2-core machine
-# (about 0.7 s per TIFU-KNN and 0.9 s per UP-CF@r configuration there).
-BASELINE_BUDGET = 48
-# Seed of the random draws from each search space.
-SEARCH_SEED = 0
 # The cut-off of the tuning objective (mean of Recall@K and NDCG@K on validation users).
 TUNING_K = 10
 
-# The grids: TIFU-KNN over the ranges of its paper and the Reality Check's search
-# (alpha down to 0 = neighbours only, one group = no group decay); UP-CF@r exactly the
-# grid of Faggioli et al. (r = None is the whole history).
+# The grids, wider than the papers': TIFU-KNN over every parameter (k up to most of a
+# Ta-Feng pool, alpha 0 = neighbours only to 1 = own vector only, one group = no group
+# decay); UP-CF@r over the paper's grid made finer, plus a neighbour cut (None = all
+# users, the paper's sum); the ranker over tree size, leaf size, learning rate and L2.
+# Lists are ordered: the local walk steps to adjacent entries.
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
     "tifu-knn": {
-        "n_neighbors": [100, 300, 500, 900, 1300],
-        "within_decay": [0.6, 0.7, 0.8, 0.9, 1.0],
-        "group_decay": [0.6, 0.7, 0.8, 0.9, 1.0],
-        "alpha": [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9],
-        "n_groups": [1, 3, 5, 7, 11],
+        "n_neighbors": [50, 100, 300, 500, 900, 1300, 2000, 3000, 5000],
+        "within_decay": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
+        "group_decay": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
+        "alpha": [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+        "n_groups": [1, 2, 3, 5, 7, 9, 11, 15, 20],
     },
     "up-cf": {
-        "recency": [1, 5, 10, 25, 100, None],
-        "alpha": [0.0, 0.25, 0.5, 0.75, 1.0],
-        "q": [1.0, 5.0, 10.0, 50.0, 100.0, 1000.0],
+        "recency": [1, 2, 3, 5, 7, 10, 15, 25, 50, 100, None],
+        "alpha": [0.0, 0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0],
+        "q": [1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 25.0, 50.0, 100.0, 1000.0],
+        "n_neighbors": [10, 30, 100, 300, 1000, None],
+    },
+    "ranker": {
+        "max_leaf_nodes": [15, 31, 63, 127],
+        "min_samples_leaf": [20, 50, 100, 200, 500],
+        "learning_rate": [0.05, 0.1, 0.2],
+        "l2_regularization": [0.0, 1.0, 10.0],
     },
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -84,28 +87,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], NextBasketModel]] = {
     "tifu-knn": lambda p: TifuKnn(TifuParams(**p)),
     "up-cf": lambda p: UpCf(UpcfParams(**p)),
 }
-# Ranker: tree size and leaf size around the defaults (the first entry is the current
-# RankerConfig). Candidates and history shifts change the rows and are not searched.
-RANKER_GRID: list[dict[str, Any]] = [
-    {"max_leaf_nodes": 31, "min_samples_leaf": 200},
-    {"max_leaf_nodes": 63, "min_samples_leaf": 200},
-    {"max_leaf_nodes": 15, "min_samples_leaf": 200},
-    {"max_leaf_nodes": 31, "min_samples_leaf": 50},
-]
 # Modules whose source decides the tuning scores: their hash is part of the cache key.
-CODE_MODULES = (metrics_module, matrices, tifuknn, upcf)
-
-
-def candidate_configs(space: dict[str, list[Any]], default: dict[str, Any], budget: int,
-                      seed: int = SEARCH_SEED) -> list[dict[str, Any]]:
-    """The default, then distinct seeded random grid points, ``budget`` in all."""
-    names = sorted(space)
-    grid = [dict(zip(names, values, strict=True))
-            for values in itertools.product(*(space[n] for n in names))]
-    first = {n: default[n] for n in names}
-    rest = [g for g in grid if g != first]
-    order = np.random.default_rng(seed).permutation(len(rest))
-    return [first] + [rest[i] for i in order[: max(budget - 1, 0)]]
+CODE_MODULES = (metrics_module, search_module, matrices, tifuknn, upcf)
 
 
 def tuning_view(task: NbrTask, split: Split) -> tuple[FitData, np.ndarray]:
@@ -175,14 +158,28 @@ def split_key(task: NbrTask, split: Split) -> dict[str, str]:
     return {"data": dataset_fingerprint(task), "split": f"{split.seed}:{h.hexdigest()[:16]}"}
 
 
+def _record(method: str, split: Split, trials: list[dict[str, Any]], seconds: float,
+            budget: int) -> dict[str, Any]:
+    best = best_trial(trials)  # first of equals: the default wins ties
+    record = {
+        "method": method, "split": split.seed, "best": best["params"],
+        "best_val": {k: best[k] for k in ("recall@10", "ndcg@10", "score")},
+        "trials": trials, "seconds": seconds, "budget": budget,
+    }
+    logger.info("tuned %s on split %d (%d configs, %.1fs): %s val R@10 %.4f N@10 %.4f",
+                method, split.seed, len(trials), seconds, best["params"],
+                best["recall@10"], best["ndcg@10"])
+    return record
+
+
 def tune_baseline(
-    method: str, task: NbrTask, split: Split, budget: int = BASELINE_BUDGET,
+    method: str, task: NbrTask, split: Split, budget: int = SEARCH_BUDGET,
     cache: TuningCache | None = None,
 ) -> dict[str, Any]:
     """Search ``method``'s space on the split's validation users; returns the record.
 
-    The record holds ``best`` (the parameters), ``trials`` (parameters and validation
-    scores of every configuration), ``seconds`` and ``cached``.
+    The record holds ``best`` (the parameters), ``trials`` (parameters, validation
+    scores and search stage of every configuration), ``seconds`` and ``cached``.
     """
     cache = cache or TuningCache(None)
     space, default = SEARCH_SPACES[method], DEFAULTS[method]
@@ -193,33 +190,26 @@ def tune_baseline(
         return {**hit, "cached": True}
     start = time.perf_counter()
     data, val_users = tuning_view(task, split)
-    trials = []
-    for params in candidate_configs(space, default, budget):
+
+    def score(params: dict[str, Any]) -> dict[str, float]:
         model = BUILDERS[method](params)
         model.fit(data)
-        score = objective(model.recommend(val_users, TUNING_K), task, val_users)
-        trials.append({"params": params, **score})
-    best = max(trials, key=lambda t: t["score"])  # first of equals: the default wins ties
-    record = {
-        "method": method, "split": split.seed, "best": best["params"],
-        "best_val": {k: best[k] for k in ("recall@10", "ndcg@10", "score")},
-        "trials": trials, "seconds": time.perf_counter() - start, "budget": budget,
-    }
-    logger.info("tuned %s on split %d (%d configs, %.1fs): %s val R@10 %.4f N@10 %.4f",
-                method, split.seed, len(trials), record["seconds"], best["params"],
-                best["recall@10"], best["ndcg@10"])
+        return objective(model.recommend(val_users, TUNING_K), task, val_users)
+
+    trials = search(score, space, default, budget)
+    record = _record(method, split, trials, time.perf_counter() - start, budget)
     cache.put(key, record)
     return {**record, "cached": False}
 
 
 def tune_ranker(
-    task: NbrTask, split: Split, base: Any = None, grid: Sequence[dict[str, Any]] = RANKER_GRID,
-    cache: TuningCache | None = None,
+    task: NbrTask, split: Split, base: Any = None, budget: int = SEARCH_BUDGET,
+    cache: TuningCache | None = None, space: dict[str, list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """Check the ranker's tree settings on one split's training / validation users.
+    """Search the ranker's tree settings on one split's training / validation users.
 
     Rows are built once (training users' targets as labels; validation users' targets
-    for early stopping, as in evaluation), then each tree setting is fitted and scored on
+    for early stopping, as in evaluation), then each setting is fitted and scored on
     the validation users' candidates. Test users' targets are masked out.
     """
     from models.features import nbr as features_module
@@ -228,7 +218,9 @@ def tune_ranker(
 
     cache = cache or TuningCache(None)
     base = base or RankerConfig()
-    key = cache.key(method="ranker", grid=list(grid), base=dataclasses.asdict(base),
+    space = space or SEARCH_SPACES["ranker"]
+    key = cache.key(method="ranker", space=space, budget=budget, seed=SEARCH_SEED,
+                    base=dataclasses.asdict(base),
                     code=code_version((*CODE_MODULES, ranker, candidates, features_module)),
                     **split_key(task, split))
     hit = cache.get(key)
@@ -240,21 +232,15 @@ def tune_ranker(
                    targets=mask_targets(task.targets, allowed))
     model = NbrRanker(base)
     rows = model.prepare(data)
-    trials = []
-    for params in grid:
+
+    def score(params: dict[str, Any]) -> dict[str, float]:
         model.fit_trees(rows, dataclasses.replace(base, **params))
         recs = top_k_per_user(split.val, rows.val, model.score_rows(rows.val), TUNING_K)
         recs = fill_with_global(recs, model.stats.popular_items(2 * TUNING_K))
-        trials.append({"params": dict(params), "trees": int(model.model.n_iter_),
-                       **objective(recs, task, split.val)})
-    best = max(trials, key=lambda t: t["score"])
-    record = {
-        "method": "ranker", "split": split.seed, "best": best["params"],
-        "best_val": {k: best[k] for k in ("recall@10", "ndcg@10", "score")},
-        "trials": trials, "seconds": time.perf_counter() - start, "budget": len(grid),
-    }
-    logger.info("tuned ranker on split %d (%d configs, %.1fs): %s val R@10 %.4f N@10 %.4f",
-                split.seed, len(trials), record["seconds"], best["params"],
-                best["recall@10"], best["ndcg@10"])
+        return {"trees": int(model.model.n_iter_), **objective(recs, task, split.val)}
+
+    default = {name: getattr(base, name) for name in space}
+    trials = search(score, space, default, budget)
+    record = _record("ranker", split, trials, time.perf_counter() - start, budget)
     cache.put(key, record)
     return {**record, "cached": False}

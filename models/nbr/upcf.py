@@ -9,11 +9,13 @@ Our reading of the paper, with its three parameters:
    ``sim(u, v) = |P_u ∩ P_v| / (|P_u|^alpha · |P_v|^(1 - alpha))`` — alpha = 0.5 is the
    plain cosine; the value never exceeds 1 and ``sim(u, u) = 1``.
 3. **Locality q**: neighbours weigh ``sim(u, v) ** q`` (large q keeps only the closest).
+4. Optionally only the ``n_neighbors`` most similar pool users count (None = all, the
+   paper's sum); a search dimension for tuning, not part of the paper.
 
 Score: ``s_u(i) = up_u(i) + sum over pool users v != u of sim(u, v)^q · up_v(i)`` — the sum
 of the paper runs over all users, the user itself included with similarity 1, so a
 shopper's own recent items always count in full. The pool is the split's training and
-validation users (as for TIFU-KNN); no top-k cut-off, q does the localisation.
+validation users (as for TIFU-KNN); by default no top-k cut-off, q does the localisation.
 """
 
 from __future__ import annotations
@@ -36,11 +38,12 @@ QUERY_CHUNK = 512
 
 @dataclass(frozen=True)
 class UpcfParams:
-    """r (None = whole history), alpha (asymmetry) and q (locality)."""
+    """r (None = whole history), alpha (asymmetry), q (locality), neighbours (None = all)."""
 
     recency: int | None = None
     alpha: float = 0.5
     q: float = 1.0
+    n_neighbors: int | None = None
 
 
 def user_popularity(bm: BasketMatrix, n_users: int, recency: int | None) -> sp.csr_matrix:
@@ -93,6 +96,11 @@ class UpCf:
         sim = asymmetric_cosine(self._profile[users], self._pool_profile, p.alpha)
         sim[users[:, None] == self._pool_ids[None, :]] = 0.0  # self counts once, below
         weights = np.power(sim, p.q)
+        k = p.n_neighbors
+        if k is not None and k < weights.shape[1]:
+            # Keep each row's k largest weights (ties at the cut may keep a few more).
+            cut = np.partition(weights, -k, axis=1)[:, -k][:, None]
+            weights = np.where(weights >= cut, weights, 0.0)
         return self._pop[users].toarray() + np.asarray(self._pool_pop.T @ weights.T).T
 
     def recommend(self, users: np.ndarray, k: int) -> np.ndarray:

@@ -44,3 +44,21 @@ def test_users_with_an_empty_target_are_left_out() -> None:
     out = paired_bootstrap(a, b, n_resamples=100)
     assert out["per_split"][0]["users"] == 2
     assert out["difference"] == pytest.approx(0.3)
+
+
+def test_users_shared_by_splits_widen_the_interval_of_the_mean() -> None:
+    # Five "splits" that are the same 300 users: one sample seen five times. Resampled
+    # as independent splits the interval shrinks by ~sqrt(5); clustered by user it must
+    # stay that of one split.
+    rng = np.random.default_rng(7)
+    b1 = rng.random(300) * 0.4
+    a1 = b1 + rng.normal(0.02, 0.1, 300)
+    users = np.arange(300)
+    one = paired_bootstrap([a1], [b1], n_resamples=400)
+    shared = paired_bootstrap([a1] * 5, [b1] * 5, n_resamples=400, users_per_split=[users] * 5)
+    naive = paired_bootstrap([a1] * 5, [b1] * 5, n_resamples=400)
+    width = [x["ci"][1] - x["ci"][0] for x in (one, shared, naive)]
+    assert shared["difference"] == pytest.approx(one["difference"])
+    assert width[1] == pytest.approx(width[0], rel=0.2)
+    assert width[2] < 0.6 * width[1]
+    assert shared["distinct_users"] == 300

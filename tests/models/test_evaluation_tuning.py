@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models.datasets.synthetic import generate_baskets
-from models.evaluation import tuning
+from models.evaluation import search, tuning
 from models.evaluation.protocol import NbrTask, Split, filter_dataset, make_task, random_splits
 from models.nbr.base import FitData
 from models.nbr.candidates import CandidateConfig
@@ -38,13 +38,38 @@ def with_test_targets_scrambled(task: NbrTask, split: Split) -> NbrTask:
 
 def test_candidate_configs_default_first_distinct_and_seeded() -> None:
     space = tuning.SEARCH_SPACES["up-cf"]
-    configs = tuning.candidate_configs(space, tuning.DEFAULTS["up-cf"], 10)
+    configs = search.candidate_configs(space, tuning.DEFAULTS["up-cf"], 10)
     assert len(configs) == 10
     assert configs[0] == tuning.DEFAULTS["up-cf"]
     assert len({tuple(sorted(c.items(), key=str)) for c in configs}) == 10
-    assert configs == tuning.candidate_configs(space, tuning.DEFAULTS["up-cf"], 10)
+    assert configs == search.candidate_configs(space, tuning.DEFAULTS["up-cf"], 10)
     for c in configs:
         assert all(c[k] in space[k] for k in space)
+
+
+@pytest.mark.parametrize("method", ["tifu-knn", "up-cf"])
+def test_every_default_is_a_point_of_its_space(method: str) -> None:
+    space, default = tuning.SEARCH_SPACES[method], tuning.DEFAULTS[method]
+    assert set(space) == set(default) and all(default[k] in space[k] for k in space)
+    ranker = tuning.SEARCH_SPACES["ranker"]
+    assert all(getattr(RankerConfig(), k) in ranker[k] for k in ranker)
+
+
+def test_search_spends_the_budget_and_walks_to_the_optimum() -> None:
+    space = {"a": list(range(10)), "b": list(range(10))}
+    calls: list[dict] = []
+
+    def score(p: dict) -> dict[str, float]:  # single peak at (7, 2)
+        calls.append(p)
+        return {"score": -abs(p["a"] - 7) - abs(p["b"] - 2)}
+
+    trials = search.search(score, space, {"a": 0, "b": 9}, budget=30, seed=1)
+    assert len(trials) == len(calls) == 30 and trials[0]["params"] == {"a": 0, "b": 9}
+    assert len({(t["params"]["a"], t["params"]["b"]) for t in trials}) == 30
+    assert search.best_trial(trials)["params"] == {"a": 7, "b": 2}
+    assert {t["stage"] for t in trials} == {"random", "local"}
+    # A grid smaller than the budget: every point once, then stop.
+    assert len(search.search(score, {"a": [0, 1], "b": [5]}, {"a": 0, "b": 5}, 9)) == 2
 
 
 @pytest.mark.parametrize("method", ["tifu-knn", "up-cf"])
@@ -89,12 +114,13 @@ def test_tuning_result_does_not_depend_on_test_targets(task_split, method: str) 
 
 def test_ranker_tuning_does_not_depend_on_test_targets(task_split) -> None:
     task, split = task_split
-    grid = tuning.RANKER_GRID[:2]
-    a = tuning.tune_ranker(task, split, FAST_RANKER, grid)
-    b = tuning.tune_ranker(with_test_targets_scrambled(task, split), split, FAST_RANKER, grid)
-    assert [t["params"] for t in a["trials"]] == grid
-    assert a["trials"] == b["trials"]
-    assert a["best"] in grid
+    space = {"max_leaf_nodes": [15, 31], "min_samples_leaf": [10, 20]}
+    a = tuning.tune_ranker(task, split, FAST_RANKER, budget=3, space=space)
+    b = tuning.tune_ranker(with_test_targets_scrambled(task, split), split, FAST_RANKER,
+                           budget=3, space=space)
+    assert a["trials"][0]["params"] == {"max_leaf_nodes": 31, "min_samples_leaf": 20}
+    assert len(a["trials"]) == 3 and a["trials"] == b["trials"]
+    assert a["best"] in [t["params"] for t in a["trials"]]
 
 
 def test_cache_hit_on_rerun_and_miss_on_another_budget(task_split, tmp_path: Path) -> None:
