@@ -89,3 +89,14 @@ def test_own_history_counts_once_when_the_user_is_in_the_pool() -> None:
     with_self = scores_by_name(hand_task(), params, [0, 1, 2])
     without = scores_by_name(hand_task(), params, [1, 2])
     assert with_self == pytest.approx(without)
+
+
+def test_neighbour_cut_keeps_only_the_most_similar_users() -> None:
+    # r=1, alpha=1, q=1, one neighbour: only user 1 (sim 2/3) counts, user 2 (1/3) not.
+    s = scores_by_name(hand_task(), UpcfParams(recency=1, alpha=1.0, q=1.0, n_neighbors=1),
+                       [1, 2])
+    assert s == pytest.approx({"a": 0.0, "b": 2 / 3, "c": 1.0, "d": 0.0, "x": 0.0})
+    # A cut at least the pool's size changes nothing.
+    full = scores_by_name(hand_task(), UpcfParams(recency=1, alpha=1.0, q=1.0), [1, 2])
+    assert scores_by_name(hand_task(), UpcfParams(recency=1, alpha=1.0, q=1.0, n_neighbors=2),
+                          [1, 2]) == pytest.approx(full)
