@@ -53,14 +53,15 @@ logger = logging.getLogger(__name__)
 # The cut-off of the tuning objective (mean of Recall@K and NDCG@K on validation users).
 TUNING_K = 10
 
-# The grids, wider than the papers': TIFU-KNN over every parameter (k up to most of a
-# Ta-Feng pool, alpha 0 = neighbours only to 1 = own vector only, one group = no group
-# decay); UP-CF@r over the paper's grid made finer, plus a neighbour cut (None = all
+# The grids, wider than the papers': TIFU-KNN over every parameter (k up to more than
+# a Ta-Feng pool of ~11,000 users, i.e. every pool user, since a first search chose
+# 5,000, the old edge; alpha 0 = neighbours only to 1 = own vector only, one group = no
+# group decay); UP-CF@r over the paper's grid made finer, plus a neighbour cut (None = all
 # users, the paper's sum); the ranker over tree size, leaf size, learning rate and L2.
 # Lists are ordered: the local walk steps to adjacent entries.
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
     "tifu-knn": {
-        "n_neighbors": [50, 100, 300, 500, 900, 1300, 2000, 3000, 5000],
+        "n_neighbors": [50, 100, 300, 500, 900, 1300, 2000, 3000, 5000, 8000, 12000],
         "within_decay": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
         "group_decay": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0],
         "alpha": [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
