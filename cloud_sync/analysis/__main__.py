@@ -23,6 +23,7 @@ from pathlib import Path
 from cloud_sync.analysis.bedrock import Analyst
 from cloud_sync.analysis.commands import DEFAULT_DAYS, load_lake, settings_of, with_double
 from cloud_sync.analysis.fallback import ValueBands
+from cloud_sync.analysis.model_fallback import add_bundle_arguments, models_from_args
 from cloud_sync.analysis.summary import summarize_lake
 
 PROG = "python -m cloud_sync.analysis"
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--double", action="store_true",
                    help="answer from a local Bedrock double (no AWS needed)")
     p.add_argument("--state-dir", type=Path, help="budget and history files (.analysis)")
+    add_bundle_arguments(p)
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
             settings = with_double(settings, stack.enter_context(BedrockDouble()).endpoint_url)
         analyst = Analyst(settings, set(categories.values()),
+                          models=models_from_args(args, rows, categories, now),
                           bands=ValueBands.from_summaries(summaries.values()))
         for result in analyst.analyze_all(chosen):
             print(result.model_dump_json(), flush=True)

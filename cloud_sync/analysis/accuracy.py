@@ -43,7 +43,7 @@ class Score:
     analysis_id: int
     shopper_id: str
     category: str
-    producer: str  # the Bedrock model id, or "fallback"
+    producer: str  # the Bedrock model id, "fallback models VERSION" or "fallback" (rules)
     arm: str | None
     predicted: date
     status: Status

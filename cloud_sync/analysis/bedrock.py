@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -39,6 +39,9 @@ from cloud_sync.analysis.schema import (
 from cloud_sync.analysis.settings import AnalysisSettings
 from cloud_sync.analysis.summary import ShopperSummary, summary_digest
 
+if TYPE_CHECKING:
+    from cloud_sync.analysis.model_fallback import ModelFallback
+
 logger = logging.getLogger(__name__)
 
 # Errors the model itself may not repeat on a second try; botocore does not retry them.
@@ -57,8 +60,9 @@ class Analyst:
     def __init__(self, settings: AnalysisSettings, taxonomy: Iterable[str], *,
                  budget: DailyBudget | None = None, history: AnalysisHistory | None = None,
                  bands: ValueBands | None = None, client: Any = None,
-                 arms: ABConfig | None = None) -> None:
-        self.settings, self.bands = settings, bands
+                 arms: ABConfig | None = None, models: ModelFallback | None = None) -> None:
+        # `models`: the release bundle's models answer the fallback (else the rules do).
+        self.settings, self.bands, self.models = settings, bands, models
         self.arms = arms if arms is not None else settings.ab
         self.taxonomy = frozenset(taxonomy)
         self.budget = budget or DailyBudget(settings.state_dir / "budget.sqlite",
@@ -138,7 +142,8 @@ class Analyst:
                  cost: Cost | None = None) -> AnalysisResult:
         logger.info("shopper %s: fallback (%s) %s", summary.shopper_id, reason, detail)
         return fallback_result(summary, reason, detail=detail or None, bands=self.bands,
-                               cost=cost, arm=self.model_for(summary.shopper_id)[1])
+                               cost=cost, arm=self.model_for(summary.shopper_id)[1],
+                               models=self.models)
 
     def _analyze(self, summary: ShopperSummary) -> AnalysisResult:
         model_id, arm = self.model_for(summary.shopper_id)

@@ -11,7 +11,8 @@ LAKE is `--local DIR` (a running `cloud-sync local up`), `--bucket B [--region R
 chain; without credentials every shopper gets the fallback, saying so. `--double` answers
 from the local Bedrock double (and, for `fleet`, runs its batch jobs on the local cloud's
 S3, or on a moto server started for the run). `--push` sends each store its own shoppers'
-results (push.py).
+results (push.py). `--bundle PATH --public-key PEM`: the fallback answers from that release
+bundle's timing and segment models (model_fallback.py), else from simple rules.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from cloud_sync.analysis.batch import BatchSettings, FleetRun
 from cloud_sync.analysis.bedrock import Analyst
 from cloud_sync.analysis.fallback import ValueBands
 from cloud_sync.analysis.history import AnalysisHistory
+from cloud_sync.analysis.model_fallback import (
+    ModelFallback,
+    add_bundle_arguments,
+    models_from_args,
+)
 from cloud_sync.analysis.push import add_push_arguments, push_from_args, push_summary
 from cloud_sync.analysis.settings import AnalysisSettings
 from cloud_sync.analysis.summary import ShopperSummary, summarize_lake
@@ -47,6 +53,7 @@ def add_analyze_group(subparsers: Any) -> None:
     _lake_arguments(one)
     one.add_argument("--double", action="store_true", help="the local Bedrock double")
     add_push_arguments(one)
+    add_bundle_arguments(one)
     one.set_defaults(handler=_shopper)
     fleet = commands.add_parser("fleet", help="every shopper, through Bedrock batch inference")
     _lake_arguments(fleet)
@@ -55,6 +62,7 @@ def add_analyze_group(subparsers: Any) -> None:
     fleet.add_argument("--poll-s", type=float, default=60.0, help="between job status looks")
     fleet.add_argument("--double", action="store_true", help="the local Bedrock double")
     add_push_arguments(fleet)
+    add_bundle_arguments(fleet)
     fleet.set_defaults(handler=_fleet)
     score = commands.add_parser("score", help="score stored predictions against the lake")
     _lake_arguments(score)
@@ -113,23 +121,26 @@ def with_double(settings: AnalysisSettings, endpoint_url: str) -> AnalysisSettin
 
 
 def _summaries(args: argparse.Namespace, now: datetime
-               ) -> tuple[dict[str, ShopperSummary], set[str], Any]:
-    """The summaries, the catalog's categories and the lake rows they came from."""
+               ) -> tuple[dict[str, ShopperSummary], set[str], Any, ModelFallback | None]:
+    """The summaries, the catalog's categories, the lake rows they came from and the
+    model-based fallback (`--bundle`), from the same rows."""
     rows, categories = load_lake(args, now)
-    return summarize_lake(rows, categories, now=now), set(categories.values()), rows
+    return (summarize_lake(rows, categories, now=now), set(categories.values()), rows,
+            models_from_args(args, rows, categories, now))
 
 
 def _shopper(args: argparse.Namespace) -> int:
     from cloud_sync.local.bedrock_double import BedrockDouble
 
-    summaries, taxonomy, rows = _summaries(args, datetime.now(UTC))
+    summaries, taxonomy, rows, models = _summaries(args, datetime.now(UTC))
     if args.shopper not in summaries:
         raise ValueError(f"no sales of shopper {args.shopper} in the lake")
     settings = settings_of(args)
     with contextlib.ExitStack() as stack:
         if args.double:
             settings = with_double(settings, stack.enter_context(BedrockDouble()).endpoint_url)
-        analyst = Analyst(settings, taxonomy, bands=ValueBands.from_summaries(summaries.values()))
+        analyst = Analyst(settings, taxonomy, models=models,
+                          bands=ValueBands.from_summaries(summaries.values()))
         result = analyst.analyze(summaries[args.shopper])
     print(result.model_dump_json())
     if args.push:
@@ -141,7 +152,7 @@ def _fleet(args: argparse.Namespace) -> int:
     from cloud_sync.local.bedrock_double import BedrockDouble
     from cloud_sync.local.moto_server import MotoServer, boto3_client
 
-    summaries, taxonomy, rows = _summaries(args, datetime.now(UTC))
+    summaries, taxonomy, rows, models = _summaries(args, datetime.now(UTC))
     settings = settings_of(args)
     with contextlib.ExitStack() as stack:
         if args.local:
@@ -166,7 +177,8 @@ def _fleet(args: argparse.Namespace) -> int:
         if args.double:
             double = stack.enter_context(BedrockDouble(s3_endpoint_url=endpoint))
             settings = with_double(settings, double.endpoint_url)
-        analyst = Analyst(settings, taxonomy, bands=ValueBands.from_summaries(summaries.values()))
+        analyst = Analyst(settings, taxonomy, models=models,
+                          bands=ValueBands.from_summaries(summaries.values()))
         report = FleetRun(analyst, BatchSettings(bucket=bucket, role_arn=role,
                                                  poll_s=0.05 if args.double else args.poll_s),
                           s3=s3).run(summaries.values())

@@ -1,7 +1,10 @@
-"""The analysis without Bedrock: simple rules on the summary, honest about what they are.
+"""The analysis without Bedrock, honest about what it is.
 
 Used when Bedrock is not configured, fails, answers malformed twice, the breaker is open or
-the day's budget is spent; the result says `producer: "fallback"` and why. Its rules:
+the day's budget is spent; the result says `producer: "fallback"` and why. With a release
+bundle (`model_fallback.py`) the chain's timing and segment models answer, and `model_id`
+is the bundle's version; without one, or for a shopper the models cannot place, the rules
+below are the last resort (`model_id` None, `detail` saying "rules"). The rules:
 next purchase = last purchase + median gap (tomorrow when already overdue), confidence from
 the gaps' regularity and their number; churn from the time since the last visit against the
 usual gap between visits; value band from weekly spend against the population's quantiles.
@@ -13,6 +16,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cloud_sync.analysis.schema import (
     OPPORTUNITIES_MAX,
@@ -28,6 +32,9 @@ from cloud_sync.analysis.schema import (
     ValueBand,
 )
 from cloud_sync.analysis.summary import ShopperSummary, summary_digest
+
+if TYPE_CHECKING:
+    from cloud_sync.analysis.model_fallback import ModelFallback
 
 # Gaps needed before a rhythm is fully trusted: four gaps are five purchases.
 FULL_TRUST_GAPS = 4
@@ -129,9 +136,15 @@ def fallback_analysis(summary: ShopperSummary, bands: ValueBands | None = None
 def fallback_result(summary: ShopperSummary, reason: FallbackReason, *,
                     detail: str | None = None, bands: ValueBands | None = None,
                     cost: Cost | None = None, now: datetime | None = None,
-                    arm: Arm | None = None) -> AnalysisResult:
+                    arm: Arm | None = None, models: ModelFallback | None = None
+                    ) -> AnalysisResult:
+    """The models' analysis when a bundle is given and knows the shopper, else the rules'."""
+    analysis = fallback_analysis(summary, bands)
+    by_models = models.analysis(summary, analysis) if models is not None else None
+    how = f"models {models.version}" if by_models is not None and models else "rules"
     return AnalysisResult(
         shopper_id=summary.shopper_id, producer="fallback", fallback_reason=reason,
-        detail=detail, analysis=fallback_analysis(summary, bands), cost=cost or Cost(),
-        summary_digest=summary_digest(summary), created_at=now or datetime.now(UTC),
-        as_of=summary.as_of, arm=arm)
+        model_id=models.version if by_models is not None and models else None,
+        detail=f"{how}: {detail}" if detail else how, analysis=by_models or analysis,
+        cost=cost or Cost(), summary_digest=summary_digest(summary),
+        created_at=now or datetime.now(UTC), as_of=summary.as_of, arm=arm)

@@ -106,7 +106,9 @@ class AnalysisResult(BaseModel):
 
     shopper_id: str
     producer: Producer
-    model_id: str | None = None  # the Bedrock model (inference profile) that answered
+    # The Bedrock model (inference profile) that answered; for a fallback, the version of
+    # the release bundle whose models answered (None: the rules did).
+    model_id: str | None = None
     fallback_reason: FallbackReason | None = None
     detail: str | None = None  # the error behind a fallback, for operators (no shopper data)
     analysis: ShopperAnalysis
@@ -121,8 +123,11 @@ class AnalysisResult(BaseModel):
 
     @property
     def producer_key(self) -> str:
-        """Who made the predictions: the Bedrock model id, or `fallback`."""
-        return self.model_id if self.producer == "bedrock" and self.model_id else "fallback"
+        """Who made the predictions: the Bedrock model id, `fallback models VERSION` (the
+        release bundle's models) or `fallback` (the rules)."""
+        if self.producer == "bedrock" and self.model_id:
+            return self.model_id
+        return f"fallback models {self.model_id}" if self.model_id else "fallback"
 
 
 def tool_spec() -> dict[str, Any]:
