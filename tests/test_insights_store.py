@@ -175,13 +175,28 @@ def test_erasure_deletes_the_shoppers_analyses(conn: Any) -> None:
     assert count_rows(conn) == 0
 
 
-def test_analyses_of_a_shopper_who_withdrew_consent_go_with_the_next_message(
-        conn: Any) -> None:
+def test_a_staff_assist_withdrawal_deletes_the_shoppers_analyses_at_once(conn: Any) -> None:
     apply(conn, payloads_for([sample_result("C-WEEKLY")])[0])
+    conn.execute("UPDATE customers SET consent_staff_assist = 1 WHERE customer_id = 'C-VEGAN'")
+    apply(conn, payloads_for([sample_result("C-VEGAN")])[0])
+    assert count_rows(conn) == 2
+    # A personalization-only change keeps the analyses: staff assistance still stands.
     apply_records(conn, "consent", [(1, {"customer_id": "C-WEEKLY",
-                                         "consent_staff_assist": False})], version=2,
+                                         "consent_personalization": True})], version=2,
                   batch_id="consent-2")
-    assert count_rows(conn) == 1  # not served meanwhile: the endpoint checks consent
+    assert count_rows(conn) == 2
+    apply_records(conn, "consent", [(1, {"customer_id": "C-WEEKLY",
+                                         "consent_staff_assist": False})], version=3,
+                  batch_id="consent-3")
+    assert conn.execute("SELECT customer_id FROM shopper_insights").fetchall() == [("C-VEGAN",)]
+    # The same through a customers file (the operator's import takes the same path).
+    row = conn.execute("SELECT customer_id, loyalty_number FROM customers"
+                       " WHERE customer_id = 'C-VEGAN'").fetchone()
+    apply_records(conn, "customers", [(1, {"customer_id": row[0], "loyalty_number": row[1],
+                                           "consent_personalization": True,
+                                           "consent_staff_assist": False})],
+                  version=4, batch_id="customers-4")
+    assert count_rows(conn) == 0
     outcome = apply(conn, payloads_for([sample_result("C-WEEKLY", category="bread")])[0])
     assert (outcome.stored, outcome.skipped, count_rows(conn)) == (0, 1, 0)
 

@@ -4,8 +4,9 @@ Each record is checked on its own (partial failure by item): a malformed one is 
 with the reason and the others are stored; a message that is not an insights message at all
 is dead-lettered whole. Records name shoppers by pseudonym: the store computes the pseudonym
 of each of its customers who consented to staff assistance (it holds the chain's key) and
-keeps only the records of those; the others are dropped and counted, never stored. The
-analyses of a shopper who has withdrawn that consent since go at the next message.
+keeps only the records of those; the others are dropped and counted, never stored. A
+withdrawal of that consent deletes the shopper's analyses at once (the master-data consent
+path, `edge_agent.masterdata.apply`); each message also sweeps any left by other means.
 """
 
 from __future__ import annotations

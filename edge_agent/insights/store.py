@@ -70,12 +70,18 @@ def trim_history(conn: sqlite3.Connection, customer_ids: Iterable[str]) -> None:
         [(customer, customer, HISTORY_KEPT) for customer in customer_ids])
 
 
-def drop_unconsented(conn: sqlite3.Connection) -> int:
+def drop_unconsented(conn: sqlite3.Connection, customer_ids: Iterable[str] | None = None
+                     ) -> int:
     """Delete the analyses of shoppers who no longer consent to staff assistance (or are
-    gone); they are never served, and need not be kept (inside the caller's transaction)."""
-    return conn.execute(
-        "DELETE FROM shopper_insights WHERE customer_id NOT IN"
-        " (SELECT customer_id FROM customers WHERE consent_staff_assist = 1)").rowcount
+    gone): of these customers, or of everyone (None). They are never served, and must not be
+    kept (inside the caller's transaction)."""
+    unconsented = ("customer_id NOT IN"
+                   " (SELECT customer_id FROM customers WHERE consent_staff_assist = 1)")
+    if customer_ids is None:
+        return conn.execute(f"DELETE FROM shopper_insights WHERE {unconsented}").rowcount
+    return sum(conn.execute(
+        f"DELETE FROM shopper_insights WHERE customer_id = ? AND {unconsented}",
+        (customer,)).rowcount for customer in set(customer_ids))
 
 
 def _ts(value: str) -> datetime:

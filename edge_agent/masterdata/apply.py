@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge_agent.features.store import sync_with_consent
+from edge_agent.insights.store import drop_unconsented
 from models.events import format_ts, utc_now
 from models.masterdata.records import (
     ConsentRecord,
@@ -58,8 +59,11 @@ def apply_records(conn: sqlite3.Connection, kind: str, rows: Sequence[tuple[int,
             return ApplyResult(kind, batch_id, version, 0, 0, already_applied=True)
         applier = _APPLIERS[kind]
         applied = applier(conn, records, version, [row for row, _ in rows])
-        if kind in ("customers", "consent"):  # features exist only with consent
-            sync_with_consent(conn, [r.customer_id for r in records])  # type: ignore[attr-defined]
+        if kind in ("customers", "consent"):  # features and analyses exist only with consent
+            changed = [r.customer_id for r in records]  # type: ignore[attr-defined]
+            sync_with_consent(conn, changed)
+            # A staff-assist withdrawal takes the chain's analyses of the shopper at once.
+            drop_unconsented(conn, changed)
         conn.execute("INSERT INTO master_data_batches (batch_id, kind, version, records,"
                      " applied_at) VALUES (?, ?, ?, ?, ?)",
                      (batch_id, kind, version, len(records), format_ts(utc_now())))
