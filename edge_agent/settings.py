@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # Request bodies are refused (413) past this size while being read, before JSON and
     # before the key check. The largest real body, a route of a few hundred items, is ~20 KB.
     http_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 2**20)
+    # ... and must arrive whole within this many seconds of its first read (408 past it): a
+    # body sent a byte at a time would otherwise hold its connection and handler for ever.
+    http_body_timeout_s: float = Field(default=30.0, gt=0, le=600)
     # Connections bounded before any request is parsed (edge_agent/api/connections.py): at
     # most this many held (lowered to keep 256 descriptors of the file limit free), each
     # must send a whole request head within http_header_timeout_s of opening or of its last

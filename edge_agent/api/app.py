@@ -135,7 +135,8 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
     install_error_handlers(app)
     app.add_middleware(LatencyMetrics, registry=metrics_registry)
     # Added last, so it runs first: a too-big body is refused before anything reads it.
-    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.http_max_body_bytes,
+                       timeout_s=settings.http_body_timeout_s)
     for module in (health, store, shoppers, recommendations, wayfinding, displays, products,
                    staff, feedback, admin):
         app.include_router(module.router)
