@@ -90,7 +90,9 @@ class Analyst:
         chain may ask the instance metadata service, which takes seconds off EC2."""
         if self._configured is None:
             b = self.settings.bedrock
-            if (b.access_key_id and b.secret_access_key) or (
+            if not b.enabled:
+                self._configured = (False, "Bedrock turned off for this run")
+            elif (b.access_key_id and b.secret_access_key) or (
                     boto3.session.Session().get_credentials() is not None):
                 self._configured = (True, "")
             else:

@@ -32,6 +32,9 @@ class BedrockSettings:
     concurrency: int = 4  # calls in flight at once (on-demand quotas are per minute)
     breaker_threshold: int = 5  # consecutive failures that open the circuit
     breaker_cooldown_s: float = 60.0
+    # False: never call Bedrock, whatever credentials are around (the demo shows the fallback
+    # and must not spend a visitor's AWS money); every shopper gets "not configured".
+    enabled: bool = True
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class DemoCloud:
             f"  lake worker : {LAKE_CLIENT_ID}, in this process, writing"
             f" s3://{LAKE_BUCKET}/{EVENTS_PREFIX}dt=DAY/store=ID/",
             f"  lake count  : cloud-sync lake count --local {info.directory}",
+            "  analysis    : after the release, every consenting shopper analysed without"
+            " Bedrock (the fallback, 'not configured', from the release's models), sent to"
+            " the stores' staff pages",
         ]
 
 

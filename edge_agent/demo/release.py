@@ -3,6 +3,9 @@ the chain releases a new bundle to the fleet through AWS IoT Jobs (the local sta
 first store as the canary, then the rest; each store downloads, verifies, swaps and watches
 its own health on probation, and the controller's decisions are printed as they are made.
 
+Beside the rollout, the chain analyses its consenting shoppers with the release's models,
+without Bedrock, and sends each store its own (`analysis.py`).
+
 Every store of the demo trusts one fleet key (the chain's), so the release verifies at
 every store; the bundle is the first store's models, signed anew as a newer version.
 """
@@ -18,6 +21,7 @@ from cloud_sync.release.commands import LOCAL_RELEASES_BUCKET, LOCAL_ROLE_ARN
 from cloud_sync.release.controller import ReleaseController
 from cloud_sync.release.create import create_release
 from cloud_sync.release.spec import RolloutSpec
+from edge_agent.demo.analysis import ANALYSIS_DIR, analyze_and_push
 from edge_agent.demo.cloud import DemoCloud
 from edge_agent.demo.store import DEMO_MODELS, DemoStore
 from edge_agent.store_training import TRAINED_MARKER
@@ -72,6 +76,9 @@ def _release(cloud: DemoCloud, stores: list[DemoStore], root: Path,
         print(f"release {record.version}: to {len(stores)} stores in waves, canary"
               f" {first.settings.store_id}  (cloud-sync release status --local"
               f" {cloud.cloud.directory})", flush=True)
+        # The chain's analysis of its shoppers, from this release's models, beside the rollout.
+        threading.Thread(target=_analyze, args=(cloud, stores, root, bundle, key), daemon=True,
+                         name="demo-analysis").start()
         controller = ReleaseController(iot, s3, LOCAL_RELEASES_BUCKET, LOCAL_ROLE_ARN)
         controller.watch(record.version, interval_s=WATCH_INTERVAL_S,
                          on_decision=lambda d: print(f"release {record.version}: {d.action}"
@@ -82,6 +89,22 @@ def _release(cloud: DemoCloud, stores: list[DemoStore], root: Path,
     except Exception as exc:  # the demo goes on without the release; say why in one line
         logger.warning("the demo's release did not go out: %s: %s", type(exc).__name__, exc)
         logger.debug("the demo's release failed", exc_info=True)
+
+
+def _analyze(cloud: DemoCloud, stores: list[DemoStore], root: Path, bundle: Path,
+             public_key: Path) -> None:
+    """Every consenting shopper analysed without Bedrock, each store sent its own; one line."""
+    try:
+        done = analyze_and_push(
+            cloud.cloud, cloud.lake,
+            {p.product_id: p.category for p in stores[0].simulation.catalog},
+            root / ANALYSIS_DIR, bundle=bundle, public_key=public_key,
+            store_shoppers={s.settings.store_id: (cloud.credentials[s.settings.store_id],
+                                                  s.simulation.shoppers) for s in stores})
+        print(done.line(), flush=True)
+    except Exception as exc:  # the demo goes on without it; say why in one line
+        logger.warning("the demo's analysis did not run: %s: %s", type(exc).__name__, exc)
+        logger.debug("the demo's analysis failed", exc_info=True)
 
 
 class _Stopped(Exception):
