@@ -183,7 +183,7 @@ class ModelFallback:
                            "high" if value >= t.value_q75 else
                            "medium" if value >= t.value_median else "low")
         churn = ChurnRisk(level=level, probability=probability, reason=(
-            f"Segment model {self.version}: '{name}'; last visit {recency:.0f} days ago, "
+            f"Segment model {self.version}: '{name}'; last visit {recency:.1f} days ago, "
             f"{trips:.1f} visits a month.")[:200])
         segment = Inference(label=f"segment: {name}", confidence=SEGMENT_CONFIDENCE, reason=(
             f"Segment model {self.version}: {value:.0f} spent a month (chain median "

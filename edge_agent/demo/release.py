@@ -56,8 +56,11 @@ def _release(cloud: DemoCloud, stores: list[DemoStore], root: Path,
     first = stores[0]
     models = first.settings.db.parent / DEMO_MODELS
     key = first.settings.model_public_key
-    if stop.is_set() or key is None or not (models / TRAINED_MARKER).exists():
+    if stop.is_set():
+        return
+    if key is None or not (models / TRAINED_MARKER).exists():
         logger.info("no trained models to release")
+        _analyze(cloud, stores, root, None, None)  # the analysis still runs, on the rules
         return
     # ".1": newer than a store's own training signed in the same second.
     version = f"{time_version()}.1"
@@ -91,8 +94,8 @@ def _release(cloud: DemoCloud, stores: list[DemoStore], root: Path,
         logger.debug("the demo's release failed", exc_info=True)
 
 
-def _analyze(cloud: DemoCloud, stores: list[DemoStore], root: Path, bundle: Path,
-             public_key: Path) -> None:
+def _analyze(cloud: DemoCloud, stores: list[DemoStore], root: Path, bundle: Path | None,
+             public_key: Path | None) -> None:
     """Every consenting shopper analysed without Bedrock, each store sent its own; one line."""
     try:
         done = analyze_and_push(

@@ -5,7 +5,7 @@ bundle, gets the rules; accuracy scoring keeps the two fallbacks apart."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +103,32 @@ def test_accuracy_scores_the_model_fallback_as_its_own_producer(bundles: Any,
     assert set(groups) == {("fallback models test-1", "-"), ("fallback", "-")}
     assert groups[("fallback models test-1", "-")].scored == len(
         [s for s in store.scores() if s.shopper_id == shopper("alice")])
+
+
+def test_analyze_fleet_with_a_bundle(bundles: Any, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from cloud_sync.cli import main
+    from cloud_sync.lake.schema import EVENT_SCHEMA
+
+    now = datetime.now(UTC)
+    rows = [sale(who, now - timedelta(days=d), {"p-milk": 1, "p-bread": 1})
+            for who in ("ann", "ben") for d in (2, 9, 16, 23)]
+    pq.write_table(pa.Table.from_pylist([{**r, "event_id": str(i)} for i, r in enumerate(rows)],
+                                        schema=EVENT_SCHEMA), tmp_path / "lake.parquet")
+    (tmp_path / "catalog.csv").write_text(
+        "product_id,category\n" + "".join(f"{p},{c}\n" for p, c in CATALOG.items()))
+    lake = ["--parquet", str(tmp_path / "lake.parquet"), "--catalog",
+            str(tmp_path / "catalog.csv"), "--state-dir", str(tmp_path / "state")]
+    assert main(["analyze", "shopper", shopper("ann"), *lake, "--bundle", str(bundles.v1),
+                 "--public-key", str(bundles.public_key)]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert (result["producer"], result["model_id"], result["fallback_reason"]) == (
+        "fallback", "test-1", "not configured")
+    assert result["analysis"]["forecasts"][0]["reason"].startswith("Timing model test-1")
+    assert main(["analyze", "fleet", *lake, "--bundle", str(bundles.v1)]) == 2
+    assert "--bundle needs --public-key" in capsys.readouterr().err
