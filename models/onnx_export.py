@@ -272,10 +272,12 @@ def check_parity(
     ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
     got = np.asarray(onnx_scores, dtype=np.float64).reshape(ref.shape)
     diff = np.abs(ref - got)
-    bad_rows = (diff > atol + rtol * np.abs(ref)).any(axis=1)
+    # Written so that a NaN on either side is a mismatch, never a pass.
+    bad_rows = ~(diff <= atol + rtol * np.abs(ref)).all(axis=1)
+    finite = diff[np.isfinite(diff)]
     report = ParityReport(
         rows=len(ref),
-        max_abs_diff=float(diff.max()) if diff.size else 0.0,
+        max_abs_diff=float(finite.max()) if finite.size else 0.0,
         mismatch_fraction=float(bad_rows.mean()) if len(ref) else 0.0,
         topk_same=None if groups is None else _topk_same(ref[:, 0], got[:, 0], groups, k, atol),
     )
