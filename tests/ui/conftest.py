@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,11 @@ from tests.ingestion.conftest import STORE, Publisher, count, pos_event, wait_un
 from tests.model_bundles import Bundles
 from tests.ui.seeding import SeededStore, seed_store
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's screenshots are retaken only when asked (EDGE_UPDATE_SCREENSHOTS=1): a test
+# run otherwise leaves the tree as it found it.
+SCREENSHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+               if os.environ.get("EDGE_UPDATE_SCREENSHOTS") == "1"
+               else Path(tempfile.gettempdir()) / "edge-test-screenshots")
 
 
 @dataclass
