@@ -18,10 +18,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cloud_sync.analysis.bedrock import Analyst
-from cloud_sync.analysis.commands import DEFAULT_DAYS, load_lake, settings_of, with_double
+from cloud_sync.analysis.commands import (
+    add_lake_arguments,
+    load_lake,
+    settings_of,
+    with_double,
+)
 from cloud_sync.analysis.fallback import ValueBands
 from cloud_sync.analysis.model_fallback import add_bundle_arguments, models_from_args
 from cloud_sync.analysis.summary import summarize_lake
@@ -31,21 +35,12 @@ PROG = "python -m cloud_sync.analysis"
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", type=Path, metavar="DIR",
-                       help="a running `cloud-sync local up --dir DIR` (its lake bucket)")
-    where.add_argument("--bucket", help="the lake bucket (AWS credentials from the environment)")
-    where.add_argument("--parquet", type=Path, metavar="FILE", help="lake rows in one file")
-    p.add_argument("--region", help="AWS region of the lake bucket")
-    p.add_argument("--catalog", required=True, metavar="CSV|s3://BUCKET/KEY",
-                   help="the chain's catalog (product_id, category)")
+    add_lake_arguments(p)
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument("--shopper", metavar="PSEUDONYM", help="one shopper")
     who.add_argument("--all", action="store_true", help="every shopper in the lake")
-    p.add_argument("--days", type=int, default=DEFAULT_DAYS, help="history read, in days")
     p.add_argument("--double", action="store_true",
                    help="answer from a local Bedrock double (no AWS needed)")
-    p.add_argument("--state-dir", type=Path, help="budget and history files (.analysis)")
     add_bundle_arguments(p)
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR"])

@@ -50,13 +50,13 @@ def add_analyze_group(subparsers: Any) -> None:
     commands = group.add_subparsers(dest="analyze_command", required=True, metavar="COMMAND")
     one = commands.add_parser("shopper", help="analyse one shopper now (Converse)")
     one.add_argument("shopper", metavar="PSEUDONYM")
-    _lake_arguments(one)
+    add_lake_arguments(one)
     one.add_argument("--double", action="store_true", help="the local Bedrock double")
     add_push_arguments(one)
     add_bundle_arguments(one)
     one.set_defaults(handler=_shopper)
     fleet = commands.add_parser("fleet", help="every shopper, through Bedrock batch inference")
-    _lake_arguments(fleet)
+    add_lake_arguments(fleet)
     fleet.add_argument("--batch-bucket", help="S3 bucket for the jobs' input and output")
     fleet.add_argument("--role-arn", help="the service role Bedrock's batch jobs assume")
     fleet.add_argument("--poll-s", type=float, default=60.0, help="between job status looks")
@@ -65,7 +65,7 @@ def add_analyze_group(subparsers: Any) -> None:
     add_bundle_arguments(fleet)
     fleet.set_defaults(handler=_fleet)
     score = commands.add_parser("score", help="score stored predictions against the lake")
-    _lake_arguments(score)
+    add_lake_arguments(score)
     score.add_argument("--until", type=date.fromisoformat, metavar="YYYY-MM-DD",
                        help="the lake is complete to this day (default: its newest sale)")
     score.add_argument("--json", type=Path, metavar="PATH", help="also write the table here")
@@ -77,7 +77,9 @@ def add_analyze_group(subparsers: Any) -> None:
     ab.set_defaults(handler=_ab)
 
 
-def _lake_arguments(p: argparse.ArgumentParser) -> None:
+def add_lake_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the lake is, the catalog, how far back, where state is kept (here and in
+    `python -m cloud_sync.analysis`)."""
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", type=Path, metavar="DIR",
                        help="a running `cloud-sync local up --dir DIR` (its lake bucket)")
