@@ -38,7 +38,7 @@ from cloud_sync.analysis.summary import ShopperSummary
 from models.datasets.lake import load_lake
 from models.features.segments import ShopperState as TripState
 from models.features.segments import raw_values, segment_features
-from models.features.timing import PairState
+from models.features.timing import PairState, apply_basket
 
 if TYPE_CHECKING:
     from models.segments.serving import SegmentAssigner
@@ -89,10 +89,7 @@ def model_states(rows: Any, categories: Mapping[str, str], *, now: datetime
     for user, by_index in baskets.items():
         state = states[ds.user_ids[user]] = ModelState()
         for ts, spend, units in sorted(by_index.values(), key=lambda b: b[0]):
-            state.trips.add_trip(ts, spend)
-            for category, quantity in sorted(units.items()):
-                pair = state.categories.setdefault(category, PairState())
-                pair.add_purchase(ts, quantity, state.trips)
+            apply_basket(state.trips, state.categories, ts, spend, units)
     return states
 
 

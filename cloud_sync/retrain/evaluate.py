@@ -27,7 +27,7 @@ import numpy as np
 from cloud_sync.retrain.holdout import HeldOutShopper
 from models.features.nbr import ShopperState as NbrState
 from models.features.segments import ShopperState as TripState
-from models.features.timing import PairState
+from models.features.timing import PairState, apply_basket
 from models.nbr.serve import NbrServingModel
 from models.runtime import inference_session
 from models.timing.serving import MODEL_NAME as TIMING_MODEL
@@ -104,17 +104,16 @@ def _timing(files: ModelFiles, shoppers: list[HeldOutShopper], cutoff_ts: float,
         if not shopper.category_days:
             continue
         trips = TripState()
-        pairs: dict[str, PairState] = defaultdict(PairState)
+        pairs: dict[str, PairState] = {}
         for basket in shopper.history:
-            trips.add_trip(basket.ts, basket.spend)
             per_category: dict[str, float] = defaultdict(float)
             for category, quantity in zip(basket.categories or (), basket.quantities,
                                           strict=False):
                 per_category[category] += quantity
-            for category, quantity in per_category.items():
-                pairs[category].add_purchase(basket.ts, quantity, trips)
+            apply_basket(trips, pairs, basket.ts, basket.spend, per_category)
         names = sorted(shopper.category_days)
-        predicted = predictor.predict([(pairs[c], c) for c in names], trips, cutoff_ts)
+        predicted = predictor.predict([(pairs.get(c, PairState()), c) for c in names], trips,
+                                      cutoff_ts)
         label = np.array([shopper.category_days[c] for c in names])
         mid = np.minimum([p.days_until for p in predicted], window_days)
         low = np.array([p.low_days for p in predicted])

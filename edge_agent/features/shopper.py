@@ -39,14 +39,11 @@ class ShopperFeatures:
         # Categories are passed with every basket, as the next-basket state requires.
         self.baskets.update([line.product_id for line in lines], ts,
                             categories=[line.category for line in lines if line.category])
-        self.trips.add_trip(ts, total)
         quantity_by_category: dict[str, float] = defaultdict(float)
         for line in lines:
             if line.category:
                 quantity_by_category[line.category] += line.quantity
-        for category, quantity in sorted(quantity_by_category.items()):
-            pair = self.categories.setdefault(category, timing.PairState())
-            pair.add_purchase(ts, quantity, self.trips)
+        timing.apply_basket(self.trips, self.categories, ts, total, quantity_by_category)
 
     def to_blob(self) -> bytes:
         # Pickle, not JSON: ~50x faster both ways on a regular shopper (this runs for every

@@ -18,7 +18,7 @@ and computes the elapsed part with the same vectorised function.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import median
 from typing import Any
@@ -147,6 +147,19 @@ class PairState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PairState:
         return cls(**data)
+
+
+def apply_basket(trips: ShopperState, pairs: dict[str, PairState], ts: float, spend: float,
+                 quantity_by_category: Mapping[str, float]) -> None:
+    """One basket into a shopper's timing state: the trip first (each category's purchase
+    is counted against the shopper's trips), then each category bought. The one replay of
+    a basket, for the edge's writer, retraining's evaluation and the cloud's analysis."""
+    trips.add_trip(ts, spend)
+    for category, quantity in sorted(quantity_by_category.items()):
+        pair = pairs.get(category)
+        if pair is None:
+            pair = pairs[category] = PairState()
+        pair.add_purchase(ts, quantity, trips)
 
 
 def _log(days: float) -> float:
