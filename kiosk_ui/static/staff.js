@@ -55,9 +55,13 @@ const dayMonth = (isoDate) => new Date(`${isoDate}T00:00:00`).toLocaleDateString
 // Where the analysis came from, said plainly: staff should know a model's guess from a rule's.
 function analysisSource(analysis) {
   const when = new Date(analysis.created_at).toLocaleDateString([], { day: "numeric", month: "short" });
+  const why = analysis.fallback_reason || "no reason given";
+  // A fallback names the release of the chain's models it came from; without one, rules.
   const who = analysis.producer === "bedrock"
     ? `From the chain's analysis (Bedrock model ${analysis.model_id || "unnamed"})`
-    : `From the store's models (fallback: ${analysis.fallback_reason || "no reason given"})`;
+    : analysis.model_id
+      ? `From the chain's models, release ${analysis.model_id} (Bedrock: ${why})`
+      : `From simple rules on the shopper's history (Bedrock: ${why})`;
   return `${who}, ${when}`;
 }
 

@@ -60,7 +60,8 @@ def test_staff_page_shows_the_analysis_with_consent_and_none_without(
     _send_down(live_store, sample_result("C-WEEKLY", producer="fallback", churn="high",
                                          created_at=WHEN + timedelta(days=1)))
     _look_up(page, "1000000001")
-    page.get_by_text("From the store's models (fallback: not configured)").wait_for()  # type: ignore[attr-defined]
+    page.get_by_text("From simple rules on the shopper's history (Bedrock: not configured)"
+                     ).wait_for()  # type: ignore[attr-defined]
     assert card.get_attribute("data-producer") == "fallback"
 
     # Without staff-assist consent: the refusal, and no analysis at all.

@@ -72,7 +72,9 @@ async def get_restock_alerts(state: State,
 class AnalysisOut(BaseModel):
     producer: Producer = Field(description="`bedrock`: the chain's Bedrock analysis;"
                                            " `fallback`: the chain's own models")
-    model_id: str | None = Field(description="the Bedrock model that answered")
+    model_id: str | None = Field(description="the Bedrock model that answered; for a"
+                                             " fallback, the release of the chain's models"
+                                             " it came from (none: rules)")
     fallback_reason: FallbackReason | None
     created_at: datetime = Field(description="when the analysis was made")
     received_at: datetime = Field(description="when it reached this store")
