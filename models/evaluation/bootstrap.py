@@ -90,7 +90,10 @@ def paired_bootstrap(
             "difference": float(a.mean() - b.mean()),
             "ci": [float(np.nanpercentile(d, lo_q)), float(np.nanpercentile(d, hi_q))],
         })
-    a_means, b_means = _clustered(users, a_s, b_s, n_resamples, rng)
+    # With one split its resample is the overall one (the same draws as the plain paired
+    # bootstrap, so a caller's seed keeps giving the same interval).
+    a_means, b_means = (ra, rb) if len(users) == 1 else _clustered(
+        users, a_s, b_s, n_resamples, rng)
     diffs = a_means - b_means
     obs_a = float(np.mean([x.mean() for x in a_s]))
     obs_b = float(np.mean([x.mean() for x in b_s]))

@@ -62,3 +62,11 @@ def test_users_shared_by_splits_widen_the_interval_of_the_mean() -> None:
     assert width[1] == pytest.approx(width[0], rel=0.2)
     assert width[2] < 0.6 * width[1]
     assert shared["distinct_users"] == 300
+
+
+def test_one_split_overall_and_per_split_intervals_are_the_same_resample() -> None:
+    rng = np.random.default_rng(3)
+    b = rng.random(200)
+    a = b + rng.normal(0.01, 0.1, 200)
+    out = paired_bootstrap([a], [b], n_resamples=300, seed=5)
+    assert out["ci"] == out["per_split"][0]["ci"]  # type: ignore[index]
