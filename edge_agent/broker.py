@@ -1,10 +1,10 @@
-"""Local MQTT brokers for the demo and the tests: an embedded `amqtt` broker in a background
-thread, and a `mosquitto` subprocess with a generated configuration.
+"""Local MQTT brokers for the demo and the tests: a `mosquitto` subprocess with a generated
+configuration, and what the embedded `amqtt` broker (`edge_agent.embedded_broker`) shares.
 
 amqtt (0.12) speaks MQTT 3.1.1 only, and does not redeliver unacknowledged QoS 1 messages
-after a client drops (see `EmbeddedBroker`). The edge agent connects with MQTT 5 and relies on
-redelivery, so the demo prefers Mosquitto when the binary is installed and falls back to amqtt
-(with the agent on MQTT 3.1.1) only when it is not.
+after a client drops. The edge agent connects with MQTT 5 and relies on redelivery, so the
+demo prefers Mosquitto when the binary is installed and falls back to amqtt (with the agent
+on MQTT 3.1.1) only when it is not.
 """
 
 from __future__ import annotations
