@@ -27,7 +27,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
-from awscrt import mqtt5
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_sync.analysis.schema import (
@@ -142,12 +141,6 @@ def push_insights(link: LinkClient, store: str, results: Iterable[AnalysisResult
         logger.info("withheld %d analyses of shoppers never seen in %s", withheld, store)
     version = int(time.time()) if version is None else version
     batches, payloads = encode_insights(records, version) if records else ([], [])
-    topic = command_topic(store, INSIGHTS_COMMAND)
-    for payload in payloads:
-        puback = link.publish(topic, payload)
-        code = int(puback.reason_code) if puback is not None else 0
-        if code >= 0x80:
-            raise RuntimeError(f"the broker refused insights for {store}:"
-                               f" {mqtt5.PubackReasonCode(code).name}")
+    link.publish_all(command_topic(store, INSIGHTS_COMMAND), payloads, f"insights for {store}")
     return InsightsPush(store, version, batches, len(records), withheld)
 

@@ -202,14 +202,21 @@ def check_request(request: Mapping[str, Any], taxonomy: frozenset[str]) -> None:
         raise GuardError("toolConfig", "not the fixed tool")
     if request["inferenceConfig"] != {"maxTokens": MAX_TOKENS, "temperature": 0.0}:
         raise GuardError("inferenceConfig", "not the fixed inference settings")
-    messages = request["messages"]
+    _check_messages(request["messages"], {"text": None}, taxonomy)
+
+
+def _check_messages(messages: Any, block_shape: Mapping[str, str | None],
+                    taxonomy: frozenset[str]) -> None:
+    """One user message holding one block of `block_shape`'s keys (a value other than None
+    is required as is), whose text is a checked summary: Converse and InvokeModel alike."""
     if (not isinstance(messages, list) or len(messages) != 1
             or not isinstance(messages[0], Mapping) or set(messages[0]) != {"role", "content"}
             or messages[0]["role"] != "user" or not isinstance(messages[0]["content"], list)
             or len(messages[0]["content"]) != 1):
         raise GuardError("messages", "expected one user message with one block")
     block = messages[0]["content"][0]
-    if not isinstance(block, Mapping) or set(block) != {"text"}:
+    if not isinstance(block, Mapping) or set(block) != set(block_shape) or any(
+            fixed is not None and block[key] != fixed for key, fixed in block_shape.items()):
         raise GuardError("messages", "expected the summary text block")
     _check_text(block["text"], taxonomy)
 
@@ -256,14 +263,4 @@ def check_invoke_body(body: Mapping[str, Any], taxonomy: frozenset[str]) -> None
     for key, value in fixed.items():
         if body[key] != value:
             raise GuardError(key, "not the fixed value")
-    messages = body["messages"]
-    if (not isinstance(messages, list) or len(messages) != 1
-            or not isinstance(messages[0], Mapping) or set(messages[0]) != {"role", "content"}
-            or messages[0]["role"] != "user" or not isinstance(messages[0]["content"], list)
-            or len(messages[0]["content"]) != 1):
-        raise GuardError("messages", "expected one user message with one block")
-    block = messages[0]["content"][0]
-    if not isinstance(block, Mapping) or set(block) != {"type", "text"} or (
-            block["type"] != "text"):
-        raise GuardError("messages", "expected the summary text block")
-    _check_text(block["text"], taxonomy)
+    _check_messages(body["messages"], {"type": "text", "text": None}, taxonomy)

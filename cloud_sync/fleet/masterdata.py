@@ -98,13 +98,8 @@ def push(link: LinkClient, stores: Sequence[str], kind: str,
     payloads = encode_chunks(kind, version, rows, prefix)
     batches = [f"{prefix}-{i + 1:04d}of{len(payloads):04d}" for i in range(len(payloads))]
     for store in stores:
-        topic = command_topic(store, MASTER_DATA_COMMAND)
-        for payload in payloads:
-            puback = link.publish(topic, payload)
-            code = int(puback.reason_code) if puback is not None else 0
-            if code >= 0x80:
-                raise RuntimeError(f"the broker refused master data for {store}:"
-                                   f" {mqtt5.PubackReasonCode(code).name}")
+        link.publish_all(command_topic(store, MASTER_DATA_COMMAND), payloads,
+                         f"master data for {store}")
     return PushOutcome(kind, version, batches, list(stores))
 
 

@@ -187,6 +187,16 @@ class LinkClient:
         result = self._wait(self._require().publish(packet), timeout, f"publish to {topic}")
         return result.puback
 
+    def publish_all(self, topic: str, payloads: Sequence[bytes], what: str) -> None:
+        """Publish each payload at QoS 1 in order; the first one the broker refuses raises
+        (`what` names the messages in the error: "master data for store-1")."""
+        for payload in payloads:
+            puback = self.publish(topic, payload)
+            code = int(puback.reason_code) if puback is not None else 0
+            if code >= 0x80:
+                raise RuntimeError(f"the broker refused {what}:"
+                                   f" {mqtt5.PubackReasonCode(code).name}")
+
     def subscribe_on_connect(self, topic_filters: Sequence[str], *, qos: int = 1) -> None:
         """Subscribe whenever connected, now or later: for a client started offline (a
         store's link) that must not wait for the cloud to start."""
