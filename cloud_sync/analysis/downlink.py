@@ -141,6 +141,8 @@ def push_insights(link: LinkClient, store: str, results: Iterable[AnalysisResult
         logger.info("withheld %d analyses of shoppers never seen in %s", withheld, store)
     version = int(time.time()) if version is None else version
     batches, payloads = encode_insights(records, version) if records else ([], [])
-    link.publish_all(command_topic(store, INSIGHTS_COMMAND), payloads, f"insights for {store}")
+    from cloud_sync.link.mqtt import publish_all  # awscrt: only where something is sent
+
+    publish_all(link, command_topic(store, INSIGHTS_COMMAND), payloads, f"insights for {store}")
     return InsightsPush(store, version, batches, len(records), withheld)
 

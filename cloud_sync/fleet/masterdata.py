@@ -24,7 +24,7 @@ from awscrt import mqtt5
 from cloud_sync.fleet.provision import FLEET_GROUP
 from cloud_sync.lake.store import Lake
 from cloud_sync.link.masterdata import MASTER_DATA_COMMAND, RESULTS_SUFFIX, encode_chunks
-from cloud_sync.link.mqtt import LinkClient
+from cloud_sync.link.mqtt import LinkClient, publish_all
 from cloud_sync.link.privacy import pseudonymize
 from cloud_sync.topics import command_topic
 from models.masterdata.files import read_records
@@ -98,8 +98,8 @@ def push(link: LinkClient, stores: Sequence[str], kind: str,
     payloads = encode_chunks(kind, version, rows, prefix)
     batches = [f"{prefix}-{i + 1:04d}of{len(payloads):04d}" for i in range(len(payloads))]
     for store in stores:
-        link.publish_all(command_topic(store, MASTER_DATA_COMMAND), payloads,
-                         f"master data for {store}")
+        publish_all(link, command_topic(store, MASTER_DATA_COMMAND), payloads,
+                    f"master data for {store}")
     return PushOutcome(kind, version, batches, list(stores))
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
@@ -187,16 +187,6 @@ class LinkClient:
         result = self._wait(self._require().publish(packet), timeout, f"publish to {topic}")
         return result.puback
 
-    def publish_all(self, topic: str, payloads: Sequence[bytes], what: str) -> None:
-        """Publish each payload at QoS 1 in order; the first one the broker refuses raises
-        (`what` names the messages in the error: "master data for store-1")."""
-        for payload in payloads:
-            puback = self.publish(topic, payload)
-            code = int(puback.reason_code) if puback is not None else 0
-            if code >= 0x80:
-                raise RuntimeError(f"the broker refused {what}:"
-                                   f" {mqtt5.PubackReasonCode(code).name}")
-
     def subscribe_on_connect(self, topic_filters: Sequence[str], *, qos: int = 1) -> None:
         """Subscribe whenever connected, now or later: for a client started offline (a
         store's link) that must not wait for the cloud to start."""
@@ -307,3 +297,18 @@ def open_link(credentials: LinkCredentials, client_id: str,
     link.client = client
     client.start()
     return link
+
+
+class Publishes(Protocol):
+    def publish(self, topic: str, payload: bytes) -> mqtt5.PubackPacket | None: ...
+
+
+def publish_all(link: Publishes, topic: str, payloads: Sequence[bytes], what: str) -> None:
+    """Publish each payload at QoS 1 in order; the first one the broker refuses raises
+    (`what` names the messages in the error: "master data for store-1")."""
+    for payload in payloads:
+        puback = link.publish(topic, payload)
+        code = int(puback.reason_code) if puback is not None else 0
+        if code >= 0x80:
+            raise RuntimeError(f"the broker refused {what}:"
+                               f" {mqtt5.PubackReasonCode(code).name}")
