@@ -14,8 +14,8 @@ from edge_agent.api.errors import ConsentRequired, NotReady, UnknownCustomer
 from edge_agent.api.state import ServingState
 from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import profile as profiles
-from edge_agent.shoppers.recommend import popular_products, rank_candidates
-from edge_agent.shoppers.timing import CategoryTiming, category_timings
+from edge_agent.shoppers.recommend import CANDIDATES, popular_products
+from edge_agent.shoppers.timing import CategoryTiming, timed_categories, timings_of
 from models.events import MAX_ID_LENGTH, utc_now
 
 # Devices name a shopper by the opaque id a loyalty-number lookup returned, never by the
@@ -59,21 +59,39 @@ def consenting_profile(state: ServingState, shopper_id: str) -> profiles.Profile
 
 async def ranking(state: ServingState, profile: profiles.Profile, models: LoadedModels,
                   now: datetime) -> list[tuple[str, float]]:
-    """The ranker's candidates for this shopper (the bundle must carry a ranker); raises
-    `ModelsTooSlow` past the request's deadline."""
-    assert models.ranker is not None
+    """The ranker's best candidates for this shopper, before any store rule (the bundle must
+    carry a ranker); raises `ModelsTooSlow` past the request's deadline."""
     ranker = models.ranker
-    return await state.memo.get_or_run("ranking", profile, models.version,
-                                       lambda: rank_candidates(profile, ranker, now),
-                                       state.model_calls.run)
+    assert ranker is not None and profile.features is not None
+    baskets = profile.features.baskets
+
+    async def compute() -> list[tuple[str, float]]:
+        # Features are this code's own numpy work, bounded by the shopper's size (and
+        # checked at load on the widest shopper): on the event loop, where they cost least.
+        # Only the bundle's ONNX graph, which could be slow on some input, goes to a model
+        # thread (and releases the GIL there, so it does not slow this loop either).
+        items, x = ranker.candidates_of(baskets, now.timestamp())
+        scores = await state.model_calls.run(lambda: ranker.score(x))
+        return ranker.top(items, scores, CANDIDATES)
+
+    return await state.memo.get_or_run("ranking", profile, models.version, compute)
 
 
 async def timings(state: ServingState, profile: profiles.Profile, models: LoadedModels,
                   now: datetime) -> list[CategoryTiming]:
     """Purchase timing per category for this shopper; `ModelsTooSlow` past the deadline."""
-    return await state.memo.get_or_run("timing", profile, models.version,
-                                       lambda: category_timings(profile, models, now),
-                                       state.model_calls.run)
+    timing = models.timing
+
+    async def compute() -> list[CategoryTiming]:
+        pairs = timed_categories(profile, models)
+        if not pairs:
+            return []
+        assert timing is not None and profile.features is not None
+        x = timing.features(pairs, profile.features.trips, now.timestamp())  # as in ranking
+        outputs = await state.model_calls.run(lambda: timing.score(x))
+        return timings_of(pairs, timing.predictions_from(outputs), now)
+
+    return await state.memo.get_or_run("timing", profile, models.version, compute)
 
 
 def popular(state: ServingState) -> list[tuple[str, float]]:

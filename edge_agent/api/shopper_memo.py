@@ -42,16 +42,15 @@ class ShopperMemo:
         self._lock = threading.Lock()
 
     async def get_or_run(self, kind: str, profile: Profile, model_version: str,
-                         compute: Callable[[], T],
-                         run: Callable[[Callable[[], T]], Awaitable[T]]) -> T:
-        """`compute()`'s answer for this shopper's current features and model version; a
-        miss is computed through `run` (off the event loop). A hit costs no thread, so
-        remembered answers come back even while every model thread is busy."""
+                         compute: Callable[[], Awaitable[T]]) -> T:
+        """`compute()`'s answer for this shopper's current features and model version. A
+        hit costs no model thread, so remembered answers come back even while every model
+        thread is busy."""
         key = self._key(kind, profile, model_version)
         found = self._lookup(kind, key)
         if found is not _MISSING:
             return found  # type: ignore[return-value]
-        return self._keep(key, await run(compute))
+        return self._keep(key, await compute())
 
     def _key(self, kind: str, profile: Profile, model_version: str) -> Key | None:
         if self._ttl_s <= 0 or profile.features_stamp is None:
@@ -77,9 +76,17 @@ class ShopperMemo:
             return value
         # Our own objects, pickled and read back by this process only.
         kept = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        now = time.monotonic()
         with self._lock:
-            self._entries[key] = (time.monotonic() + self._ttl_s, kept)
+            self._entries[key] = (now + self._ttl_s, kept)
             self._entries.move_to_end(key)
-            while len(self._entries) > MAX_ENTRIES:
+            # Expired answers leave too, not only the oldest past the cap: a worker that
+            # served a busy morning should not hold thousands of them all afternoon. The
+            # front is the least recently used, so mostly the expired ones.
+            while self._entries and (len(self._entries) > MAX_ENTRIES
+                                     or next(iter(self._entries.values()))[0] <= now):
                 self._entries.popitem(last=False)
         return value
+
+    def __len__(self) -> int:
+        return len(self._entries)

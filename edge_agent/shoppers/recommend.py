@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+import numpy as np
+
 from edge_agent.shoppers import words
 from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
@@ -31,8 +33,19 @@ BOUGHT_RECENTLY_S = DAY_S
 
 
 class Ranker(Protocol):
+    """The next-basket ranker (`models.nbr.serve.NbrServingModel`): `recommend` whole, or in
+    its steps, features here and the ONNX scoring wherever the caller runs it."""
+
     def recommend(self, state: ShopperState, now: float, k: int = 10
                   ) -> list[tuple[str, float]]: ...
+
+    def candidates_of(self, state: ShopperState, now: float
+                      ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def score(self, features: np.ndarray) -> np.ndarray: ...
+
+    def top(self, items: np.ndarray, scores: np.ndarray, k: int
+            ) -> list[tuple[str, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -43,16 +56,10 @@ class Recommendation:
     tags: tuple[str, ...]
 
 
-def rank_candidates(profile: Profile, ranker: Ranker, now: datetime) -> list[tuple[str, float]]:
-    """The ranker's best (product id, score) for the shopper, before any store rule."""
-    assert profile.features is not None
-    return ranker.recommend(profile.features.baskets, now.timestamp(), k=CANDIDATES)
-
-
 def personal_recommendations(conn: sqlite3.Connection, profile: Profile,
                              ranked: list[tuple[str, float]], now: datetime,
                              limit: int) -> list[Recommendation]:
-    """`ranked` (from :func:`rank_candidates`) through the rules, with a reason for each."""
+    """`ranked` (the ranker's best `CANDIDATES`) through the rules, with a reason for each."""
     assert profile.features is not None
     state = profile.features.baskets
     products = products_by_id(conn, [pid for pid, _ in ranked])

@@ -6,11 +6,16 @@ import math
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import words
 from edge_agent.shoppers.catalog import Product, products_by_id
 from edge_agent.shoppers.profile import Profile
+
+if TYPE_CHECKING:
+    from models.features.timing import PairState
+    from models.timing.predict import TimingPrediction
 
 DAY_S = 86400.0
 # On the list when the predicted median is within this many days ("upcoming"), or the
@@ -59,12 +64,26 @@ class ListItem:
 
 
 def category_timings(profile: Profile, models: LoadedModels, now: datetime) -> list[CategoryTiming]:
-    if profile.features is None or models.timing is None or not profile.features.categories:
+    pairs = timed_categories(profile, models)
+    if not pairs:
         return []
+    assert models.timing is not None and profile.features is not None
+    return timings_of(pairs, models.timing.predict(pairs, profile.features.trips,
+                                                   now.timestamp()), now)
+
+
+def timed_categories(profile: Profile, models: LoadedModels) -> list[tuple[PairState, str]]:
+    """The shopper's (category state, category) pairs the timing model predicts, if any."""
+    if profile.features is None or models.timing is None:
+        return []
+    return [(state, name) for name, state in sorted(profile.features.categories.items())
+            if state.count > 0]
+
+
+def timings_of(pairs: list[tuple[PairState, str]], predictions: list[TimingPrediction],
+               now: datetime) -> list[CategoryTiming]:
+    """The timing model's `predictions` for `pairs`, soonest first."""
     now_s = now.timestamp()
-    pairs = [(state, name) for name, state in sorted(profile.features.categories.items())
-             if state.count > 0]
-    predictions = models.timing.predict(pairs, profile.features.trips, now_s)
     out = []
     for (state, name), prediction in zip(pairs, predictions, strict=True):
         out.append(CategoryTiming(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 from pathlib import Path
 
 from cloud_sync.link.jobs import JobExecution, JobRejected, JobsClient, JobsError
@@ -122,13 +123,13 @@ class ModelUpdater:
         # Installed even when the version is the one served (a restart in probation): the
         # job's archive must be that very bundle, and only its signed manifest can say so.
         try:
-            self._install(execution, doc)
+            swapped = self._install(execution, doc)
         except (BundleRefused, DownloadError) as exc:
             reason = exc.reason if isinstance(exc, BundleRefused) else str(exc)
             self._finish(execution, "FAILED", StatusDetails("refused", doc.version,
                                                             reason=reason))
             return
-        swapped, previous = utc_now(), self._previous_version()
+        previous = self._previous_version()
         self._report(execution, StatusDetails("probation", doc.version))
         window, breach = self._probation(execution, doc)
         if window is None:
@@ -161,10 +162,15 @@ class ModelUpdater:
         record = self._library.serving()
         return record.previous if record is not None else None
 
-    def _install(self, execution: JobExecution, doc: JobDocument) -> None:
+    def _install(self, execution: JobExecution, doc: JobDocument) -> datetime:
+        """Serve the job's version; returns a time just before the swap. HTTP workers serve
+        it as soon as it is recorded, before this returns: a time taken after would miss
+        the new version's first impressions (seen in a test under load)."""
         self._fetch(execution, doc, reuse_installed=False)
         self._report(execution, StatusDetails("verifying", doc.version))
+        swapped = utc_now()
         self._registry.serve_version(doc.version)  # smoke test; refused unless newer
+        return swapped
 
     def _fetch(self, execution: JobExecution, doc: JobDocument, reuse_installed: bool) -> None:
         """Make sure the job's bundle is installed (downloaded and verified) here. Another

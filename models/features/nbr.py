@@ -83,48 +83,82 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 
 
-def shopper_weights(table: StateTable, n_items: int) -> sp.csr_matrix:
-    """Shoppers × items: slow-decayed purchase counts as of now, rows summing to 1."""
+# Co-purchase scores of up to this many (shopper, item) cells are computed dense: serving's
+# one shopper against a few thousand items needs a few numpy calls, where the sparse
+# product spent ~0.7 ms per request building and multiplying small CSR matrices.
+DENSE_MAX_CELLS = 1 << 18
+# Shoppers × items scores: CSR for a training chunk, dense for a few shoppers.
+ScoreMatrix = sp.csr_matrix | np.ndarray
+
+
+def shopper_weights(table: StateTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, item, weight) of each shopper's slow-decayed purchase counts as of now, each
+    row's weights summing to 1."""
     w = table.decayed_slow * DECAY_SLOW ** (table.n_baskets[table.pair_row] - 1 - table.last_b)
-    return _row_normalized(table, np.ones(len(w), dtype=bool), w, n_items, floor=1e-12)
+    return _row_normalized(table, np.ones(len(w), dtype=bool), w, floor=1e-12)
 
 
-def last_basket_weights(table: StateTable, n_items: int) -> sp.csr_matrix:
-    """Shoppers × items: uniform weights over the items of the most recent basket."""
+def last_basket_weights(table: StateTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, item, weight): uniform weights over the items of each most recent basket."""
     in_last = table.last_b == table.n_baskets[table.pair_row] - 1
-    return _row_normalized(table, in_last, np.ones(len(in_last)), n_items, floor=1.0)
+    return _row_normalized(table, in_last, np.ones(len(in_last)), floor=1.0)
 
 
-def _row_normalized(table: StateTable, keep: np.ndarray, weights: np.ndarray, n_items: int,
-                    floor: float) -> sp.csr_matrix:
-    """CSR of the kept pairs' weights, each row divided by its sum (at least `floor`).
-
-    Built straight from the pair arrays, which are sorted by (row, item): going through
-    COO, `diags` and a product costs ~10× more for the one-shopper tables of serving."""
+def _row_normalized(table: StateTable, keep: np.ndarray, weights: np.ndarray, floor: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept pairs' (row, item, weight), each row's weights divided by their sum (at
+    least `floor`); in (row, item) order, as the pair arrays are."""
     rows, items, w = table.pair_row[keep], table.pair_item[keep], weights[keep]
     totals = np.maximum(np.bincount(rows, w, minlength=table.n_shoppers), floor)
-    indptr = np.zeros(table.n_shoppers + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=table.n_shoppers), out=indptr[1:])
-    return sp.csr_matrix((w / totals[rows], items, indptr), shape=(table.n_shoppers, n_items))
+    return rows, items, w / totals[rows]
 
 
-def copurchase_scores(table: StateTable, stats: ItemStats) -> dict[str, sp.csr_matrix]:
-    """The three co-purchase score matrices (shoppers × items) behind the cop_* features,
-    with sorted indices (what :func:`_lookup` searches)."""
-    w = shopper_weights(table, stats.n_items)
-    scores = {
-        "cop_basket": w @ stats.basket_cooc,
-        "cop_last_basket": last_basket_weights(table, stats.n_items) @ stats.basket_cooc,
-        "cop_shopper": w @ stats.shopper_cooc,
+def _weighted_sum(weights: tuple[np.ndarray, np.ndarray, np.ndarray], cooc: sp.csr_matrix,
+                  n_shoppers: int, dense: bool) -> ScoreMatrix:
+    """Shoppers × items: Σ_j weight[shopper, j] · cooc[j, :], i.e. weights @ cooc."""
+    rows, items, w = weights
+    n_items = cooc.shape[1]
+    if not dense:
+        # Built straight from the pair arrays, already in CSR order: going through COO,
+        # `diags` and a product costs ~10x more.
+        indptr = np.zeros(n_shoppers + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_shoppers), out=indptr[1:])
+        left = sp.csr_matrix((w, items, indptr), shape=(n_shoppers, cooc.shape[0]))
+        product = left @ cooc
+        product.sort_indices()  # what _lookup's binary search needs
+        return product
+    # Gather the cooc rows of every weighted item and add them up per shopper.
+    starts = cooc.indptr[items]
+    lengths = cooc.indptr[items + 1] - starts
+    first = np.cumsum(lengths) - lengths
+    entry = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
+    cells = np.repeat(rows.astype(np.int64), lengths) * n_items + cooc.indices[entry]
+    sums = np.bincount(cells, np.repeat(w, lengths) * cooc.data[entry],
+                       minlength=n_shoppers * n_items)
+    return sums.reshape(n_shoppers, n_items)
+
+
+def copurchase_scores(table: StateTable, stats: ItemStats, dense: bool | None = None
+                      ) -> dict[str, ScoreMatrix]:
+    """The three co-purchase score matrices (shoppers × items) behind the cop_* features.
+    `dense` None: dense when the matrices are small (serving's one shopper)."""
+    if dense is None:
+        dense = table.n_shoppers * stats.n_items <= DENSE_MAX_CELLS
+    w = shopper_weights(table)
+    n = table.n_shoppers
+    return {
+        "cop_basket": _weighted_sum(w, stats.basket_cooc, n, dense),
+        "cop_last_basket": _weighted_sum(last_basket_weights(table), stats.basket_cooc, n,
+                                         dense),
+        "cop_shopper": _weighted_sum(w, stats.shopper_cooc, n, dense),
     }
-    for m in scores.values():
-        m.sort_indices()
-    return scores
 
 
-def _lookup(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """m[rows, cols] as a dense vector (0 where not stored), by binary search over the
-    sorted (row, column) keys; scipy's fancy indexing costs ~5× more on small inputs."""
+def _lookup(m: ScoreMatrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """m[rows, cols] as a dense vector (0 where not stored). For CSR, by binary search over
+    the sorted (row, column) keys: scipy's fancy indexing costs ~5x more on small inputs."""
+    if isinstance(m, np.ndarray):
+        return m[rows, cols]
     if not len(rows) or not m.nnz:
         return np.zeros(len(rows))
     row_of_entry = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
@@ -220,7 +254,7 @@ def candidate_features(
     items: np.ndarray,
     stats: ItemStats,
     now: np.ndarray | float,
-    cop: dict[str, sp.csr_matrix] | None = None,
+    cop: dict[str, ScoreMatrix] | None = None,
 ) -> np.ndarray:
     """Feature matrix (float32, len(rows) × len(FEATURE_NAMES)) for (shopper row, item).
 

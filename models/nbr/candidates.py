@@ -10,9 +10,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from models.features.nbr import StateTable
+from models.features.nbr import ScoreMatrix, StateTable
 from models.features.nbr_stats import ItemStats
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ class CandidateConfig:
 def generate_candidates(
     table: StateTable,
     stats: ItemStats,
-    cop: dict[str, sp.csr_matrix],
+    cop: dict[str, ScoreMatrix],
     config: CandidateConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(rows, items) of all candidates, sorted by row then item, without duplicates."""
@@ -57,14 +56,19 @@ def generate_candidates(
 
 
 def _top_copurchase(
-    table: StateTable, scores: sp.csr_matrix, n: int
+    table: StateTable, scores: ScoreMatrix, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per shopper, the n best-scored items they have not bought yet."""
-    scores = scores.tocsr()
-    row = np.repeat(np.arange(scores.shape[0], dtype=np.int64), np.diff(scores.indptr))
-    col = scores.indices.astype(np.int64)
+    if isinstance(scores, np.ndarray):
+        row, col = np.nonzero(scores)  # (row, column) order, as CSR with sorted indices
+        val = scores[row, col]
+    else:
+        scores = scores.tocsr()
+        row = np.repeat(np.arange(scores.shape[0], dtype=np.int64), np.diff(scores.indptr))
+        col, val = scores.indices, scores.data
+    row, col = row.astype(np.int64), col.astype(np.int64)
     new = table.pair_index(row, col) < 0
-    row, col, val = row[new], col[new], scores.data[new]
+    row, col, val = row[new], col[new], val[new]
     order = np.lexsort((col, -val, row))
     row, col = row[order], col[order]
     first = np.searchsorted(row, row, side="left")

@@ -88,10 +88,23 @@ class NbrServingModel:
 
     def recommend(self, state: ShopperState, now: float, k: int = 10) -> list[tuple[str, float]]:
         """Top-k (product id, score) for the shopper's next basket, best first."""
+        items, x = self.candidates_of(state, now)
+        return self.top(items, self.score(x), k)
+
+    # `recommend` in its two halves, for a caller that runs the ONNX scoring elsewhere (the
+    # edge: on a model thread, so a slow ranker cannot hold its event loop).
+    def candidates_of(self, state: ShopperState, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(candidate item codes, their feature rows) for the shopper."""
         table = state.to_table(self.item_index, self.category_index)
         cop = copurchase_scores(table, self.stats)
         rows, items = generate_candidates(table, self.stats, cop, self.candidates)
-        x = candidate_features(table, rows, items, self.stats, now, cop)
-        scores = self.ranker.score(x)
+        return items, candidate_features(table, rows, items, self.stats, now, cop)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """The ONNX ranker's score of each candidate's feature row."""
+        return self.ranker.score(features)
+
+    def top(self, items: np.ndarray, scores: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The k best-scored candidates as (product id, score), ties by item code."""
         order = np.lexsort((items, -scores))[:k]
         return [(self.item_ids[int(items[i])], float(scores[i])) for i in order]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import numpy as np
 import onnxruntime as ort
 
 from models.bundle.sidecar import load_sidecar
@@ -61,5 +62,18 @@ class TimingPredictor:
         with >= 1 purchase; ``shopper`` is that shopper's trip state now."""
         if not pairs:
             return []
-        x = timing_features([(state, self.prior(cat)) for state, cat in pairs], shopper, now_ts)
-        return predictions(run(self.session, x))
+        return self.predictions_from(self.score(self.features(pairs, shopper, now_ts)))
+
+    # `predict` in three steps, for a caller that runs the ONNX part elsewhere (the edge: on
+    # a model thread, so a slow model cannot hold its event loop).
+    def features(self, pairs: Sequence[tuple[PairState, str]], shopper: ShopperState,
+                 now_ts: float) -> np.ndarray:
+        return timing_features([(state, self.prior(cat)) for state, cat in pairs], shopper,
+                               now_ts)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        return run(self.session, features)
+
+    @staticmethod
+    def predictions_from(outputs: np.ndarray) -> list[TimingPrediction]:
+        return predictions(outputs)

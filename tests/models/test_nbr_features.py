@@ -182,6 +182,27 @@ def test_candidates_cover_own_items_copurchase_and_popular() -> None:
     assert ((per_row - own_per_row) <= 8).all() and ((per_row - own_per_row) >= 1).all()
 
 
+def test_dense_copurchase_for_few_shoppers_equals_the_sparse_product() -> None:
+    """Serving computes co-purchase scores dense, training sparse: the same candidates and
+    the same features either way, for one shopper and for several."""
+    ds = generate_baskets(n_users=30, n_items=80, seed=3)
+    stats = fit_item_stats(ds)
+    for users in (np.arange(1), np.arange(ds.n_users)):
+        table = build_state_table(ds, users)
+        now = np.full(table.n_shoppers, float(np.nanmax(ds.ts)) + DAY)
+        found = []
+        for dense in (True, False):
+            cop = copurchase_scores(table, stats, dense=dense)
+            rows, items = generate_candidates(table, stats, cop, CandidateConfig(5, 3))
+            found.append((rows, items, candidate_features(table, rows, items, stats,
+                                                          now[rows], cop)))
+        (rows_d, items_d, x_d), (rows_s, items_s, x_s) = found
+        np.testing.assert_array_equal(rows_d, rows_s)
+        np.testing.assert_array_equal(items_d, items_s)
+        np.testing.assert_allclose(x_d, x_s, rtol=1e-6)
+        assert (feature(x_d, "cop_basket") > 0).any()
+
+
 def test_rank_features_follow_personal_frequency_then_recency() -> None:
     state = ShopperState()
     for basket in (["a", "b"], ["a", "c"], ["b"]):
