@@ -17,9 +17,12 @@ logger = logging.getLogger(__name__)
 # Readers (HTTP workers) and the ingestion writer share the file; a writer holding the lock
 # for a batch commit should make a reader wait, not fail.
 BUSY_TIMEOUT_MS = 5000
-# 64 MiB of page cache (negative = KiB): keeps the event-id index of a few million events in
-# memory, so the writer's random-key inserts don't read pages back from disk.
-CACHE_SIZE_KIB = 64 * 1024
+# 16 MiB of page cache per connection (negative = KiB). Pages beyond it are read back from
+# the kernel's page cache, which a store box can reclaim under memory pressure, where
+# SQLite's own cache is the process's for good: at 64 MiB the writer held 157 MB resident,
+# at 16 MiB 102 MB, for the same CPU per event at 1,000 events/s into a store of 2 million
+# line items (benchmarks/README.md, Serving, session 8).
+CACHE_SIZE_KIB = 16 * 1024
 # Checkpoint the WAL into the database every 10,000 pages (~40 MB) instead of SQLite's 1,000.
 # A checkpoint copies each page once however many commits rewrote it, and at 1,000 events/s
 # the hot pages (index right edges, today's product totals, shelf state) are rewritten by
