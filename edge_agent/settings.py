@@ -126,12 +126,13 @@ class Settings(BaseSettings):
     model_bundle_budget_mb: float = Field(default=200.0, gt=0)
     # A bundle is refused when one model call on a smoke shopper takes longer than this.
     model_smoke_budget_ms: float = Field(default=250.0, gt=0)
-    # Model calls run off the event loop on this many threads, each request within this
-    # deadline (waiting for a thread included); past it, store favourites or a clear 503.
-    # A safety net against a pathological model, not the latency target (answers take a few
-    # ms): set too tight, a busy box's cold first call would be refused. One thread per
-    # process: feature building is Python, and a second thread only contends for the GIL
-    # (serving benchmark, 2 workers: recommendations p99 31 ms with 2 threads, 19 ms with 1).
+    # The models' ONNX graphs run off the event loop on this many threads, each request
+    # within this deadline (waiting for a thread included); past it, store favourites or a
+    # clear 503. A safety net against a pathological model, not the latency target (a graph
+    # runs in well under a ms): set too tight, a busy box's cold first call would be
+    # refused. One thread per process is enough: a graph runs without the GIL, and more
+    # threads only add GIL contention (serving benchmark, 2 workers, when whole model calls
+    # ran on them: recommendations p99 31 ms with 2 threads, 19 ms with 1).
     model_threads: int = Field(default=1, ge=1, le=32)
     model_deadline_ms: float = Field(default=500.0, gt=0)
     # The model threads' Linux niceness (0 = as the threads serving HTTP; 19 = only when

@@ -1,12 +1,17 @@
 """Model work off the event loop: a few threads, and a deadline for each request.
 
-Handlers are `async def` (a thread hop per request would cost the p99 budget), but a model
-call is CPU work that would hold the event loop: one slow model would then freeze every
-request, `/healthz` included. So model calls run here, on at most `threads` threads; a
-request waits for one until its deadline and then gets a clear degraded answer. A call that
-overruns keeps its thread until it returns (a thread cannot be stopped), but never more
-than `threads` of them, and the event loop stays free. ONNX Runtime releases the GIL while
-it runs, so a slow model leaves Python time for everything else.
+Handlers are `async def` (a thread hop per request would cost the p99 budget), but a
+bundle's ONNX graph could be slow on some input, and on the event loop one slow model would
+freeze every request, `/healthz` included. So the graphs run here, on at most `threads`
+threads; a request waits for one until its deadline and then gets a clear degraded answer.
+A call that overruns keeps its thread until it returns (a thread cannot be stopped), but
+never more than `threads` of them, and the event loop stays free. ONNX Runtime releases the
+GIL while it runs, so a slow model leaves Python time for everything else.
+
+Features are not computed here but on the event loop (`edge_agent/api/personal.py`): as
+Python on this thread they contended with the loop for the GIL and doubled the p99 of
+recommendations (benchmarks/README.md, Serving, session 8). Staff insights, a rare call,
+still run whole here.
 """
 
 from __future__ import annotations
