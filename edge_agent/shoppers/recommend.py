@@ -33,11 +33,8 @@ BOUGHT_RECENTLY_S = DAY_S
 
 
 class Ranker(Protocol):
-    """The next-basket ranker (`models.nbr.serve.NbrServingModel`): `recommend` whole, or in
-    its steps, features here and the ONNX scoring wherever the caller runs it."""
-
-    def recommend(self, state: ShopperState, now: float, k: int = 10
-                  ) -> list[tuple[str, float]]: ...
+    """What the edge uses of the next-basket ranker (`models.nbr.serve.NbrServingModel`):
+    its recommendation in steps, so the ONNX scoring can run wherever the caller runs it."""
 
     def candidates_of(self, state: ShopperState, now: float
                       ) -> tuple[np.ndarray, np.ndarray]: ...

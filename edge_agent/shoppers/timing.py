@@ -63,15 +63,6 @@ class ListItem:
     reason: str
 
 
-def category_timings(profile: Profile, models: LoadedModels, now: datetime) -> list[CategoryTiming]:
-    pairs = timed_categories(profile, models)
-    if not pairs:
-        return []
-    assert models.timing is not None and profile.features is not None
-    return timings_of(pairs, models.timing.predict(pairs, profile.features.trips,
-                                                   now.timestamp()), now)
-
-
 def timed_categories(profile: Profile, models: LoadedModels) -> list[tuple[PairState, str]]:
     """The shopper's (category state, category) pairs the timing model predicts, if any."""
     if profile.features is None or models.timing is None:
@@ -98,7 +89,7 @@ def timings_of(pairs: list[tuple[PairState, str]], predictions: list[TimingPredi
 
 def shopping_list(conn: sqlite3.Connection, profile: Profile,
                   timings: list[CategoryTiming]) -> list[ListItem]:
-    """The categories due soon or overdue (of `timings`, from :func:`category_timings`),
+    """The categories due soon or overdue (of `timings`, from :func:`timings_of`),
     most overdue first, each as the product this shopper usually buys there."""
     timings = [t for t in timings if t.purchases >= MIN_PURCHASES_FOR_LIST and (
         t.days_until <= UPCOMING_DAYS or DUE_AFTER_CYCLES <= overdue(t) < DROPPED_AFTER_CYCLES)]
