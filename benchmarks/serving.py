@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cpu_usage import cpu_by_role, memory_of, processes_by_role
+from cpu_usage import cpu_by_role, distinct_resident_mb, memory_of, processes_by_role
 from http_load import LoadResult, Request, Sample, fixed_rate_schedule, run_load
 
 from edge_agent.broker import MosquittoBroker, MosquittoConfig, free_port, wait_for_port
@@ -218,8 +218,10 @@ def memo_hit_rates(port: int) -> dict[str, float]:
     return {kind: c.get("hit", 0.0) / max(sum(c.values()), 1.0) for kind, c in counts.items()}
 
 
-def print_memory_table(memory: list[tuple[str, int, float, float]]) -> None:
-    """Every process of the agent: resident and proportional memory (shared pages split)."""
+def print_memory_table(memory: list[tuple[str, int, float, float]],
+                       distinct: float | None) -> None:
+    """Every process of the agent: resident and proportional memory (shared pages split),
+    and the resident pages of all of them counted once (None: not readable here)."""
     print("\nMemory of the agent's processes at the end of the run (MB):")
     print(f"| {'process':28} | {'pid':>7} | {'resident':>8} | {'proportional':>12} |")
     print(f"|{'-' * 30}|{'-' * 9}|{'-' * 10}|{'-' * 14}|")
@@ -227,6 +229,8 @@ def print_memory_table(memory: list[tuple[str, int, float, float]]) -> None:
         print(f"| {role:28} | {pid:>7} | {rss:>8.0f} | {pss:>12.0f} |")
     print(f"| {'the whole agent':28} | {'':>7} | {sum(m[2] for m in memory):>8.0f} |"
           f" {sum(m[3] for m in memory):>12.0f} |")
+    if distinct is not None:
+        print(f"The whole agent's resident pages, each counted once: {distinct:.0f} MB.")
 
 
 def print_cpu_table(cpu_percent: dict[str, float]) -> None:
@@ -320,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                 agent_roots = {"agent process (ingestion)": agent.pid}
                 memory = [(role, pid, *memory_of(pid))
                           for role, pid in processes_by_role(agent_roots, CHILD_ROLES)]
+                distinct = distinct_resident_mb([pid for _, pid, _, _ in memory])
                 memo = memo_hit_rates(port)
             finally:
                 for process in (simulator, agent):
@@ -338,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, context)
     cpu_percent = {role: round(share * 100, 1) for role, share in cpu.items()}
     print_cpu_table(cpu_percent)
-    print_memory_table(memory)
+    print_memory_table(memory, distinct)
     print("shopper memo hit rate (warm-up included): " + ", ".join(
         f"{kind} {rate:.0%}" for kind, rate in memo.items()))
     if args.json:
@@ -347,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                                          cpu_percent, "shopper_memo_hit_rate": memo,
                                          "memory_mb": [{"role": role, "pid": pid,
                                                         "rss": round(rss), "pss": round(pss)}
-                                                       for role, pid, rss, pss in memory]},
+                                                       for role, pid, rss, pss in memory],
+                                         "agent_distinct_resident_mb":
+                                             None if distinct is None else round(distinct)},
                                         indent=2))
     return 0
 
