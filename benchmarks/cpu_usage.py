@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -52,8 +54,8 @@ def memory_of(pid: int) -> tuple[float, float]:
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
-_PRESENT = 1 << 63
-_PFN_MASK = (1 << 55) - 1
+_PRESENT = np.uint64(1 << 63)
+_PFN_MASK = np.uint64((1 << 55) - 1)
 
 
 def distinct_resident_mb(pids: list[int]) -> float | None:
@@ -61,24 +63,26 @@ def distinct_resident_mb(pids: list[int]) -> float | None:
     however many of them map it (a shared library, a forked parent's pages): what summing
     their resident sizes overstates. Read from /proc/PID/pagemap, whose page frame numbers
     only root may see; None otherwise."""
-    import numpy as np
-
     frames: set[int] = set()
     for pid in pids:
         try:
             maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
-            with open(f"/proc/{pid}/pagemap", "rb") as pagemap:
-                for line in maps:
-                    start, end = (int(a, 16) for a in line.split()[0].split("-"))
-                    pagemap.seek(start // _PAGE * 8)
-                    entries = np.frombuffer(pagemap.read((end - start) // _PAGE * 8),
-                                            dtype=np.uint64)
-                    present = entries[(entries & np.uint64(_PRESENT)) != 0]
-                    frames.update((present & np.uint64(_PFN_MASK)).tolist())
+            pagemap = open(f"/proc/{pid}/pagemap", "rb")  # noqa: SIM115 (closed below)
         except OSError:
-            continue  # a process gone, or a mapping the kernel will not report
+            continue  # the process is gone
+        with pagemap:
+            for line in maps:
+                start, end = (int(a, 16) for a in line.split()[0].split("-"))
+                try:
+                    pagemap.seek(start // _PAGE * 8)
+                    raw = pagemap.read((end - start) // _PAGE * 8)
+                except OSError:
+                    continue  # a mapping the kernel does not report ([vsyscall])
+                entries = np.frombuffer(raw, dtype=np.uint64)
+                frames.update((entries[(entries & _PRESENT) != 0] & _PFN_MASK).tolist())
     frames.discard(0)  # unprivileged readers see every frame number as 0
     return len(frames) * _PAGE / 2**20 if frames else None
+
 
 def processes_by_role(roots: dict[str, int], roles_of_children: dict[str, str]
                       ) -> list[tuple[str, int]]:

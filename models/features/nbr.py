@@ -89,23 +89,25 @@ FEATURE_NAMES: tuple[str, ...] = (
 DENSE_MAX_CELLS = 1 << 18
 # Shoppers × items scores: CSR for a training chunk, dense for a few shoppers.
 ScoreMatrix = sp.csr_matrix | np.ndarray
+# A few shoppers' weights over items as (row, item, weight) arrays, in CSR order.
+Weights = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def shopper_weights(table: StateTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def shopper_weights(table: StateTable) -> Weights:
     """(row, item, weight) of each shopper's slow-decayed purchase counts as of now, each
     row's weights summing to 1."""
     w = table.decayed_slow * DECAY_SLOW ** (table.n_baskets[table.pair_row] - 1 - table.last_b)
     return _row_normalized(table, np.ones(len(w), dtype=bool), w, floor=1e-12)
 
 
-def last_basket_weights(table: StateTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def last_basket_weights(table: StateTable) -> Weights:
     """(row, item, weight): uniform weights over the items of each most recent basket."""
     in_last = table.last_b == table.n_baskets[table.pair_row] - 1
     return _row_normalized(table, in_last, np.ones(len(in_last)), floor=1.0)
 
 
 def _row_normalized(table: StateTable, keep: np.ndarray, weights: np.ndarray, floor: float
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    ) -> Weights:
     """The kept pairs' (row, item, weight), each row's weights divided by their sum (at
     least `floor`); in (row, item) order, as the pair arrays are."""
     rows, items, w = table.pair_row[keep], table.pair_item[keep], weights[keep]
@@ -113,21 +115,26 @@ def _row_normalized(table: StateTable, keep: np.ndarray, weights: np.ndarray, fl
     return rows, items, w / totals[rows]
 
 
-def _weighted_sum(weights: tuple[np.ndarray, np.ndarray, np.ndarray], cooc: sp.csr_matrix,
-                  n_shoppers: int, dense: bool) -> ScoreMatrix:
-    """Shoppers × items: Σ_j weight[shopper, j] · cooc[j, :], i.e. weights @ cooc."""
+def _as_csr(weights: Weights, n_shoppers: int, n_items: int) -> sp.csr_matrix:
+    """Shoppers × items, built straight from the pair arrays (already in CSR order): going
+    through COO, `diags` and a product costs ~10x more."""
     rows, items, w = weights
-    n_items = cooc.shape[1]
-    if not dense:
-        # Built straight from the pair arrays, already in CSR order: going through COO,
-        # `diags` and a product costs ~10x more.
-        indptr = np.zeros(n_shoppers + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_shoppers), out=indptr[1:])
-        left = sp.csr_matrix((w, items, indptr), shape=(n_shoppers, cooc.shape[0]))
+    indptr = np.zeros(n_shoppers + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_shoppers), out=indptr[1:])
+    return sp.csr_matrix((w, items, indptr), shape=(n_shoppers, n_items))
+
+
+def _times(left: sp.csr_matrix | Weights, cooc: sp.csr_matrix, n_shoppers: int
+           ) -> ScoreMatrix:
+    """Shoppers × items: Σ_j left[shopper, j] · cooc[j, :]. CSR in, CSR out with sorted
+    indices (what :func:`_lookup`'s binary search needs); triplets in, dense out."""
+    if isinstance(left, sp.csr_matrix):
         product = left @ cooc
-        product.sort_indices()  # what _lookup's binary search needs
+        product.sort_indices()
         return product
     # Gather the cooc rows of every weighted item and add them up per shopper.
+    rows, items, w = left
+    n_items = cooc.shape[1]
     starts = cooc.indptr[items]
     lengths = cooc.indptr[items + 1] - starts
     first = np.cumsum(lengths) - lengths
@@ -142,15 +149,17 @@ def copurchase_scores(table: StateTable, stats: ItemStats, dense: bool | None = 
                       ) -> dict[str, ScoreMatrix]:
     """The three co-purchase score matrices (shoppers × items) behind the cop_* features.
     `dense` None: dense when the matrices are small (serving's one shopper)."""
-    if dense is None:
-        dense = table.n_shoppers * stats.n_items <= DENSE_MAX_CELLS
-    w = shopper_weights(table)
     n = table.n_shoppers
+    if dense is None:
+        dense = n * stats.n_items <= DENSE_MAX_CELLS
+    w: sp.csr_matrix | Weights = shopper_weights(table)
+    last: sp.csr_matrix | Weights = last_basket_weights(table)
+    if not dense:
+        w, last = _as_csr(w, n, stats.n_items), _as_csr(last, n, stats.n_items)
     return {
-        "cop_basket": _weighted_sum(w, stats.basket_cooc, n, dense),
-        "cop_last_basket": _weighted_sum(last_basket_weights(table), stats.basket_cooc, n,
-                                         dense),
-        "cop_shopper": _weighted_sum(w, stats.shopper_cooc, n, dense),
+        "cop_basket": _times(w, stats.basket_cooc, n),
+        "cop_last_basket": _times(last, stats.basket_cooc, n),
+        "cop_shopper": _times(w, stats.shopper_cooc, n),
     }
 
 
