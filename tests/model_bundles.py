@@ -53,12 +53,15 @@ def build_with_ranker(bundles: Bundles, out: Path, version: str, ranker: bytes) 
 
 
 def _ranker_graph(nodes: list, initializers: list) -> bytes:
-    """A ranker with the real one's interface: features [N, 30] → probabilities [N, 2]."""
+    """A ranker with the real one's interface: features [N, F] → probabilities [N, 2]."""
     from onnx import TensorProto, helper
+
+    from models.features.nbr import FEATURE_NAMES
 
     graph = helper.make_graph(
         nodes, "adversarial-ranker",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, 30])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT,
+                                       [None, len(FEATURE_NAMES)])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2])],
         initializers)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
@@ -84,6 +87,8 @@ def slow_ranker(layers: int = 100, width: int = 1024) -> bytes:
     import numpy as np
     from onnx import helper, numpy_helper
 
+    from models.features.nbr import FEATURE_NAMES
+
     rng = np.random.default_rng(0)
     nodes = [helper.make_node("MatMul", ["features", "w_in"], ["h0"])]
     for n in range(layers):
@@ -93,7 +98,8 @@ def slow_ranker(layers: int = 100, width: int = 1024) -> bytes:
               helper.make_node("Sigmoid", ["mean"], ["p"]),
               helper.make_node("Sub", ["one", "p"], ["q"]),
               helper.make_node("Concat", ["q", "p"], ["probabilities"], axis=1)]
+    w_in = rng.normal(0, 0.1, (len(FEATURE_NAMES), width)).astype(np.float32)
     return _ranker_graph(nodes, [
-        numpy_helper.from_array(rng.normal(0, 0.1, (30, width)).astype(np.float32), "w_in"),
+        numpy_helper.from_array(w_in, "w_in"),
         numpy_helper.from_array(rng.normal(0, 0.03, (width, width)).astype(np.float32), "w"),
         numpy_helper.from_array(np.array(1.0, np.float32), "one")])

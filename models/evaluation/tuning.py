@@ -213,7 +213,7 @@ def tune_ranker(
     for early stopping, as in evaluation), then each setting is fitted and scored on
     the validation users' candidates. Test users' targets are masked out.
     """
-    from models.features import nbr as features_module
+    from models.features import nbr, nbr_neighbours, nbr_state, nbr_stats
     from models.nbr import candidates, ranker
     from models.nbr.ranker import NbrRanker, RankerConfig, top_k_per_user
 
@@ -222,7 +222,8 @@ def tune_ranker(
     space = space or SEARCH_SPACES["ranker"]
     key = cache.key(method="ranker", space=space, budget=budget, seed=SEARCH_SEED,
                     base=dataclasses.asdict(base),
-                    code=code_version((*CODE_MODULES, ranker, candidates, features_module)),
+                    code=code_version((*CODE_MODULES, ranker, candidates, nbr, nbr_neighbours,
+                                       nbr_state, nbr_stats)),
                     **split_key(task, split))
     hit = cache.get(key)
     if hit is not None:

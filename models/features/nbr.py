@@ -16,6 +16,7 @@ import logging
 import numpy as np
 import scipy.sparse as sp
 
+from models.features.nbr_neighbours import NEIGHBOUR_SCORE_NAMES, neighbour_scores
 from models.features.nbr_state import (
     DECAY_FAST,
     DECAY_SLOW,
@@ -27,6 +28,7 @@ from models.features.nbr_state import (
     build_state_table,
 )
 from models.features.nbr_stats import ItemStats
+from models.features.sparse_rows import DENSE_MAX_CELLS, ScoreMatrix, weighted_row_sums
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ __all__ = [
     "StateTable",
     "build_state_table",
     "candidate_features",
+    "candidate_scores",
     "copurchase_scores",
 ]
 
@@ -80,15 +83,11 @@ FEATURE_NAMES: tuple[str, ...] = (
     "cop_basket",
     "cop_last_basket",
     "cop_shopper",
+    "knn_near",
+    "knn_wide",
 )
 
 
-# Co-purchase scores of up to this many (shopper, item) cells are computed dense: serving's
-# one shopper against a few thousand items needs a few numpy calls, where the sparse
-# product spent ~0.7 ms per request building and multiplying small CSR matrices.
-DENSE_MAX_CELLS = 1 << 18
-# Shoppers × items scores: CSR for a training chunk, dense for a few shoppers.
-ScoreMatrix = sp.csr_matrix | np.ndarray
 # A few shoppers' weights over items as (row, item, weight) arrays, in CSR order.
 Weights = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -134,15 +133,7 @@ def _times(left: sp.csr_matrix | Weights, cooc: sp.csr_matrix, n_shoppers: int
         return product
     # Gather the cooc rows of every weighted item and add them up per shopper.
     rows, items, w = left
-    n_items = cooc.shape[1]
-    starts = cooc.indptr[items]
-    lengths = cooc.indptr[items + 1] - starts
-    first = np.cumsum(lengths) - lengths
-    entry = np.repeat(starts - first, lengths) + np.arange(int(lengths.sum()))
-    cells = np.repeat(rows.astype(np.int64), lengths) * n_items + cooc.indices[entry]
-    sums = np.bincount(cells, np.repeat(w, lengths) * cooc.data[entry],
-                       minlength=n_shoppers * n_items)
-    return sums.reshape(n_shoppers, n_items)
+    return weighted_row_sums(rows, items, w, cooc, n_shoppers)
 
 
 def copurchase_scores(table: StateTable, stats: ItemStats, dense: bool | None = None
@@ -161,6 +152,14 @@ def copurchase_scores(table: StateTable, stats: ItemStats, dense: bool | None = 
         "cop_last_basket": _times(last, stats.basket_cooc, n),
         "cop_shopper": _times(w, stats.shopper_cooc, n),
     }
+
+
+def candidate_scores(table: StateTable, stats: ItemStats, dense: bool | None = None
+                     ) -> dict[str, ScoreMatrix]:
+    """Every shoppers × items score matrix the candidates and features read: co-purchase
+    (:func:`copurchase_scores`) and shopper-neighbour (``knn_*``) scores."""
+    return copurchase_scores(table, stats, dense) | neighbour_scores(
+        table, stats.shopper_pool, stats.shopper_pool_by_item, dense)
 
 
 def _lookup(m: ScoreMatrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -263,17 +262,17 @@ def candidate_features(
     items: np.ndarray,
     stats: ItemStats,
     now: np.ndarray | float,
-    cop: dict[str, ScoreMatrix] | None = None,
+    scores: dict[str, ScoreMatrix] | None = None,
 ) -> np.ndarray:
     """Feature matrix (float32, len(rows) × len(FEATURE_NAMES)) for (shopper row, item).
 
-    ``now`` is the request time per row (epoch seconds; NaN when unknown). Pass ``cop``
-    (from :func:`copurchase_scores`) to reuse it across calls.
+    ``now`` is the request time per row (epoch seconds; NaN when unknown). Pass ``scores``
+    (from :func:`candidate_scores`) to reuse it across calls.
     """
     rows = np.asarray(rows, dtype=np.int64)
     items = np.asarray(items, dtype=np.int64)
     now_arr = np.broadcast_to(np.asarray(now, dtype=np.float64), rows.shape)
-    cop = cop if cop is not None else copurchase_scores(table, stats)
+    cop = scores if scores is not None else candidate_scores(table, stats)
     it = _history_features(table, rows, items, now_arr)
     ranks = pair_ranks(table)
     n = it["n"]
@@ -319,7 +318,7 @@ def candidate_features(
         "cop_basket": _lookup(cop["cop_basket"], rows, items),
         "cop_last_basket": _lookup(cop["cop_last_basket"], rows, items),
         "cop_shopper": _lookup(cop["cop_shopper"], rows, items),
-    }
+    } | {name: _lookup(cop[name], rows, items) for name in NEIGHBOUR_SCORE_NAMES}
     return np.column_stack([cols[name] for name in FEATURE_NAMES]).astype(np.float32)
 
 

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 # The ranker's feature schema: what `nbr.candidate_features` computes from this state. Here,
 # not beside it, so the ingestion writer, which keeps the state, never imports scipy.
-FEATURE_SCHEMA_VERSION = "nbr-features-3"
+FEATURE_SCHEMA_VERSION = "nbr-features-4"
 
 # Decay per basket of the two decayed purchase counts: 0.5 tracks "bought in the last
 # few visits", 0.9 a slow-moving repertoire (close to TIFU-KNN's within-basket decay).

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from models.features.nbr_neighbours import shopper_pool
+from models.features.nbr_state import build_state_table
+
 if TYPE_CHECKING:  # training only: serving must not import the dataset loaders (pandas)
     from models.datasets.base import BasketDataset
 
@@ -39,7 +42,9 @@ class ItemStats:
       at least two baskets (how "habitual" the item is);
     - ``basket_cooc[j, i]``: smoothed P(i in a basket | j in that basket);
     - ``shopper_cooc[j, i]``: smoothed P(shopper ever bought i | they bought j);
-    - ``item_category``: the item's category code (int32, -1 when unknown / no categories).
+    - ``item_category``: the item's category code (int32, -1 when unknown / no categories);
+    - ``shopper_pool``: history shoppers' repertoire vectors, the neighbours of the
+      ``knn_*`` features (:mod:`models.features.nbr_neighbours`; rows carry no ids).
     """
 
     popularity: np.ndarray
@@ -47,6 +52,7 @@ class ItemStats:
     basket_cooc: sp.csr_matrix
     shopper_cooc: sp.csr_matrix
     item_category: np.ndarray
+    shopper_pool: sp.csr_matrix
 
     @property
     def n_items(self) -> int:
@@ -55,6 +61,12 @@ class ItemStats:
     def popular_items(self, n: int) -> np.ndarray:
         """The n most popular item codes, best first."""
         return self._by_popularity[:n]
+
+    @cached_property
+    def shopper_pool_by_item(self) -> sp.csr_matrix:
+        """Items × pool shoppers: the pool transposed once per loaded model, not per
+        request (transposing a large store's pool costs ~5 ms)."""
+        return self.shopper_pool.T.tocsr()
 
     @cached_property
     def _by_popularity(self) -> np.ndarray:
@@ -69,6 +81,7 @@ class ItemStats:
             item_category=self.item_category,
             **_pack("basket_cooc", self.basket_cooc),
             **_pack("shopper_cooc", self.shopper_cooc),
+            **_pack("shopper_pool", self.shopper_pool),
         )
 
     @classmethod
@@ -80,6 +93,7 @@ class ItemStats:
                 basket_cooc=_unpack("basket_cooc", z),
                 shopper_cooc=_unpack("shopper_cooc", z),
                 item_category=z["item_category"],
+                shopper_pool=_unpack("shopper_pool", z),
             )
 
 
@@ -170,12 +184,14 @@ def fit_item_stats(history: BasketDataset) -> ItemStats:
     item_category = np.full(history.n_items, -1, dtype=np.int32)
     if history.category is not None:
         item_category[history.item] = history.category
+    table = build_state_table(history, np.arange(history.n_users))
     return ItemStats(
         popularity=popularity.astype(np.float32),
         repeat_rate=repeat_rate.astype(np.float32),
         basket_cooc=conditional_cooc(baskets),
         shopper_cooc=conditional_cooc(shoppers),
         item_category=item_category,
+        shopper_pool=shopper_pool(table, history.n_items),
     )
 
 

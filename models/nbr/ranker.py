@@ -24,7 +24,7 @@ from models.features.nbr import (
     StateTable,
     build_state_table,
     candidate_features,
-    copurchase_scores,
+    candidate_scores,
 )
 from models.features.nbr_stats import ItemStats, fit_item_stats
 from models.nbr.base import FitData
@@ -101,7 +101,7 @@ def build_candidate_rows(
     for lo in range(0, len(users), SHOPPER_CHUNK):
         chunk = users[lo : lo + SHOPPER_CHUNK]
         sub = table.take(chunk)
-        cop = copurchase_scores(sub, stats)
+        cop = candidate_scores(sub, stats)
         rows, items = generate_candidates(sub, stats, cop, config)
         parts_x.append(candidate_features(sub, rows, items, stats, now[chunk][rows], cop))
         parts_u.append(chunk[rows])

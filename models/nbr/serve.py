@@ -25,7 +25,7 @@ from models.features.nbr import (
     FEATURE_SCHEMA_VERSION,
     ShopperState,
     candidate_features,
-    copurchase_scores,
+    candidate_scores,
 )
 from models.features.nbr_stats import ItemStats
 from models.nbr.candidates import CandidateConfig, generate_candidates
@@ -96,7 +96,7 @@ class NbrServingModel:
     def candidates_of(self, state: ShopperState, now: float) -> tuple[np.ndarray, np.ndarray]:
         """(candidate item codes, their feature rows) for the shopper."""
         table = state.to_table(self.item_index, self.category_index)
-        cop = copurchase_scores(table, self.stats)
+        cop = candidate_scores(table, self.stats)
         rows, items = generate_candidates(table, self.stats, cop, self.candidates)
         return items, candidate_features(table, rows, items, self.stats, now, cop)
 
