@@ -26,8 +26,8 @@ WIDE_NEIGHBOURS = 500
 KEPT_ITEMS = 300
 # A pool vector this similar is the shopper themself (their own history is in the pool).
 SELF_SIMILARITY = 1.0 - 1e-4
-# Bounds the pool, and so the bundle and the per-request work (~1 ms per request with the
-# 10,000 shoppers of a large store; `benchmarks/serving.py`).
+# Bounds the pool, and so the bundle and the per-request work (~0.7 ms per request with the
+# 10,000 shoppers of a large store; `benchmarks/ranking.py`).
 MAX_POOL_SHOPPERS = 10_000
 # Shoppers whose similarities to the whole pool are held at once (dense block × pool).
 SIMILARITY_BLOCK = 256
