@@ -28,7 +28,12 @@ from models.features.nbr_state import (
     build_state_table,
 )
 from models.features.nbr_stats import ItemStats
-from models.features.sparse_rows import DENSE_MAX_CELLS, ScoreMatrix, weighted_row_sums
+from models.features.sparse_rows import (
+    DENSE_MAX_CELLS,
+    ScoreMatrix,
+    row_pointers,
+    weighted_row_sums,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +100,7 @@ Weights = tuple[np.ndarray, np.ndarray, np.ndarray]
 def shopper_weights(table: StateTable) -> Weights:
     """(row, item, weight) of each shopper's slow-decayed purchase counts as of now, each
     row's weights summing to 1."""
-    w = table.decayed_slow * DECAY_SLOW ** (table.n_baskets[table.pair_row] - 1 - table.last_b)
+    w = table.decayed_slow_now()
     return _row_normalized(table, np.ones(len(w), dtype=bool), w, floor=1e-12)
 
 
@@ -118,9 +123,8 @@ def _as_csr(weights: Weights, n_shoppers: int, n_items: int) -> sp.csr_matrix:
     """Shoppers × items, built straight from the pair arrays (already in CSR order): going
     through COO, `diags` and a product costs ~10x more."""
     rows, items, w = weights
-    indptr = np.zeros(n_shoppers + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_shoppers), out=indptr[1:])
-    return sp.csr_matrix((w, items, indptr), shape=(n_shoppers, n_items))
+    return sp.csr_matrix((w, items, row_pointers(rows, n_shoppers)),
+                         shape=(n_shoppers, n_items))
 
 
 def _times(left: sp.csr_matrix | Weights, cooc: sp.csr_matrix, n_shoppers: int
@@ -231,8 +235,7 @@ def pair_ranks(table: StateTable) -> dict[str, np.ndarray]:
     ``decayed``: by slow-decayed count as of now. Gives the trees the personal
     ordering directly, whatever the shopper's number of baskets.
     """
-    n_now = table.n_baskets[table.pair_row]
-    decayed = table.decayed_slow * DECAY_SLOW ** (n_now - 1 - table.last_b)
+    decayed = table.decayed_slow_now()
     out = {}
     for name, primary in (("count", table.count), ("decayed", decayed)):
         order = np.lexsort((table.pair_item, -table.last_b, -primary, table.pair_row))

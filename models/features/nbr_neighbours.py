@@ -14,8 +14,13 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from models.features.nbr_state import DECAY_SLOW, StateTable
-from models.features.sparse_rows import DENSE_MAX_CELLS, ScoreMatrix, weighted_row_sums
+from models.features.nbr_state import StateTable
+from models.features.sparse_rows import (
+    DENSE_MAX_CELLS,
+    ScoreMatrix,
+    row_pointers,
+    weighted_row_sums,
+)
 
 # Neighbour counts of the two scores: a close circle and a wide one. Tuned TIFU-KNN picks
 # anywhere from 100 to 2,000 neighbours depending on the data; the trees get both scales.
@@ -37,7 +42,7 @@ NEIGHBOUR_SCORE_NAMES = ("knn_near", "knn_wide")
 def repertoire_weights(table: StateTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, item, weight): slow-decayed purchase counts as of now, each row of unit
     length, in (row, item) order."""
-    w = table.decayed_slow * DECAY_SLOW ** (table.n_baskets[table.pair_row] - 1 - table.last_b)
+    w = table.decayed_slow_now()
     norms = np.sqrt(np.bincount(table.pair_row, w * w, minlength=table.n_shoppers))
     return table.pair_row, table.pair_item, w / np.maximum(norms, 1e-12)[table.pair_row]
 
@@ -45,7 +50,7 @@ def repertoire_weights(table: StateTable) -> tuple[np.ndarray, np.ndarray, np.nd
 def repertoire_vectors(table: StateTable, n_items: int) -> sp.csr_matrix:
     """Shoppers × items: :func:`repertoire_weights` as CSR."""
     rows, items, w = repertoire_weights(table)
-    return sp.csr_matrix((w.astype(np.float32), items, _indptr(rows, table.n_shoppers)),
+    return sp.csr_matrix((w.astype(np.float32), items, row_pointers(rows, table.n_shoppers)),
                          shape=(table.n_shoppers, n_items))
 
 
@@ -72,7 +77,7 @@ def neighbour_scores(table: StateTable, pool: sp.csr_matrix,
         dense = table.n_shoppers * n_items <= DENSE_MAX_CELLS
     pool_t = pool_by_item if pool_by_item is not None else pool.T.tocsr()
     rows, items, w = repertoire_weights(table)
-    bounds = _indptr(rows, table.n_shoppers)
+    bounds = row_pointers(rows, table.n_shoppers)
     parts: dict[str, list[ScoreMatrix]] = {name: [] for name in NEIGHBOUR_SCORE_NAMES}
     for lo in range(0, table.n_shoppers, SIMILARITY_BLOCK):
         hi = min(lo + SIMILARITY_BLOCK, table.n_shoppers)
@@ -145,16 +150,9 @@ def _keep_top(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(m.shape[0]), lengths)
     keep = (m.data >= threshold[rows]) & (m.data > 0)
     out = sp.csr_matrix((m.data[keep].astype(np.float32), m.indices[keep],
-                         _indptr(rows[keep], m.shape[0])), shape=m.shape)
+                         row_pointers(rows[keep], m.shape[0])), shape=m.shape)
     out.sort_indices()
     return out
-
-
-def _indptr(rows: np.ndarray, n_rows: int) -> np.ndarray:
-    """CSR row pointers of entries already in row order."""
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-    return indptr
 
 
 def _stack(blocks: list[sp.csr_matrix], n_items: int) -> sp.csr_matrix:

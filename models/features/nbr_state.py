@@ -77,6 +77,12 @@ class StateTable:
         )
         return np.where(found, pos_c, -1)
 
+    def decayed_slow_now(self) -> np.ndarray:
+        """Per pair: the slow-decayed count aged to the shopper's latest basket (stored
+        counts are as of the pair's last purchase)."""
+        return self.decayed_slow * DECAY_SLOW ** (self.n_baskets[self.pair_row] - 1
+                                                  - self.last_b)
+
 
     def take(self, rows: np.ndarray) -> StateTable:
         """The state of the given shoppers as a new table (row i = ``rows[i]``)."""

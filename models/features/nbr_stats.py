@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from models.features.nbr_neighbours import shopper_pool
-from models.features.nbr_state import build_state_table
+from models.features.nbr_state import StateTable, build_state_table
 
 if TYPE_CHECKING:  # training only: serving must not import the dataset loaders (pandas)
     from models.datasets.base import BasketDataset
@@ -163,8 +163,9 @@ def _keep_top_n(m: sp.csr_matrix, n: int) -> sp.csr_matrix:
     return sp.csr_matrix((m.data[keep], (rows[keep], m.indices[keep])), shape=m.shape)
 
 
-def fit_item_stats(history: BasketDataset) -> ItemStats:
-    """Item statistics from history baskets (never target baskets)."""
+def fit_item_stats(history: BasketDataset, table: StateTable | None = None) -> ItemStats:
+    """Item statistics from history baskets (never target baskets). ``table``: every
+    history user's state (row = user code), when the caller has built it already."""
     starts = history.basket_starts()
     n_baskets = len(starts) - 1
     basket_row = np.repeat(np.arange(n_baskets), np.diff(starts))
@@ -184,7 +185,8 @@ def fit_item_stats(history: BasketDataset) -> ItemStats:
     item_category = np.full(history.n_items, -1, dtype=np.int32)
     if history.category is not None:
         item_category[history.item] = history.category
-    table = build_state_table(history, np.arange(history.n_users))
+    if table is None:
+        table = build_state_table(history, np.arange(history.n_users))
     return ItemStats(
         popularity=popularity.astype(np.float32),
         repeat_rate=repeat_rate.astype(np.float32),

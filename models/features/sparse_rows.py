@@ -17,6 +17,13 @@ DENSE_MAX_CELLS = 1 << 18
 ScoreMatrix = sp.csr_matrix | np.ndarray
 
 
+def row_pointers(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """CSR row pointers of entries already in row order."""
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return indptr
+
+
 def weighted_row_sums(rows: np.ndarray, picks: np.ndarray, weights: np.ndarray,
                       m: sp.csr_matrix, n_rows: int) -> np.ndarray:
     """Dense n_rows × m.shape[1]: out[r] = Σ weights · m[picks] over the entries of row r."""

@@ -135,8 +135,8 @@ def shifted_examples(
     task = make_task(dataset)
     has_history = task.history.baskets_per_user()[users] > 0
     users = users[has_history]
-    stats = fit_item_stats(task.history)
     table = build_state_table(task.history, np.arange(task.n_users))
+    stats = fit_item_stats(task.history, table)
     now = task.target_ts if use_visit_time else np.full(task.n_users, np.nan)
     rows = build_candidate_rows(table, stats, users, now, config)
     return rows, labels(rows, task.targets)
@@ -200,8 +200,8 @@ class NbrRanker:
         """
         task = data.task
         start = time.perf_counter()
-        self.stats = fit_item_stats(task.history)
         self.table = build_state_table(task.history, np.arange(task.n_users))
+        self.stats = fit_item_stats(task.history, self.table)
         self._now = (task.target_ts if self.config.use_visit_time
                      else np.full(task.n_users, np.nan))
         cfg = self.config
