@@ -3,8 +3,9 @@
 The Python half of one recommendation (what the edge computes on its event loop before the
 ONNX graph runs on a model thread): the shopper's state as a table, the co-purchase scores,
 the shopper-neighbour scores, then everything (`NbrServingModel.candidates_of`: scores,
-candidates and features). Real shoppers and the real bundle of `benchmarks/serving.py`'s
-store (20,000 shoppers; built and cached there on first use). Each part is timed over the
+candidates and features), and that followed by the ONNX ranker (the whole ranking). Real
+shoppers and the real bundle of `benchmarks/serving.py`'s store (20,000 shoppers; built
+and cached there on first use). Each part is timed over the
 same shoppers in one process, one thread; the co-purchase scores are the reference the
 other parts are given as a ratio of.
 """
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "neighbour scores": lambda s: neighbour_scores(table(s), stats.shopper_pool,
                                                        stats.shopper_pool_by_item),
         "scores, candidates and features": lambda s: model.candidates_of(s, now),
+        "the same, then the ONNX ranker": lambda s: model.score(model.candidates_of(s, now)[1]),
     }
     stats.shopper_pool_by_item  # built once per loaded model, not per request  # noqa: B018
     results = {name: time_part(states, part) for name, part in parts.items()}

@@ -78,43 +78,60 @@ def neighbour_scores(table: StateTable, pool: sp.csr_matrix,
     pool_t = pool_by_item if pool_by_item is not None else pool.T.tocsr()
     rows, items, w = repertoire_weights(table)
     bounds = row_pointers(rows, table.n_shoppers)
+    if dense:
+        out = {name: np.zeros((table.n_shoppers, n_items)) for name in NEIGHBOUR_SCORE_NAMES}
+        for r in range(table.n_shoppers):
+            span = slice(bounds[r], bounds[r + 1])
+            sims = _gathered_sum(pool_t, items[span], w[span], pool.shape[0])
+            for name, circle in zip(NEIGHBOUR_SCORE_NAMES, _circles(sims), strict=True):
+                out[name][r] = _gathered_sum(pool, circle, _normalised(sims[circle]), n_items)
+                _keep_top_dense(out[name][r : r + 1], KEPT_ITEMS)
+        return out
     parts: dict[str, list[ScoreMatrix]] = {name: [] for name in NEIGHBOUR_SCORE_NAMES}
     for lo in range(0, table.n_shoppers, SIMILARITY_BLOCK):
         hi = min(lo + SIMILARITY_BLOCK, table.n_shoppers)
         span = slice(bounds[lo], bounds[hi])
         sims = weighted_row_sums(rows[span] - lo, items[span], w[span], pool_t, hi - lo)
-        sims[sims >= SELF_SIMILARITY] = 0.0
-        # The near circle is found inside the wide one: one pass over the whole pool.
-        wide = _nearest(sims, np.arange(sims.shape[1]), WIDE_NEIGHBOURS)
-        near = _nearest(np.take_along_axis(sims, wide, axis=1), wide, NEAR_NEIGHBOURS)
-        for name, nearest in (("knn_near", near), ("knn_wide", wide)):
-            weight = np.take_along_axis(sims, nearest, axis=1)
-            parts[name].append(_weighted_mean(weight, nearest, pool, dense))
-    if dense:
-        return {name: np.vstack(blocks) if blocks else np.zeros((0, n_items))
-                for name, blocks in parts.items()}
+        circles = [_circles(row) for row in sims]
+        for c, name in enumerate(NEIGHBOUR_SCORE_NAMES):
+            picks = [circle[c] for circle in circles]
+            weight = [_normalised(row[p]) for row, p in zip(sims, picks, strict=True)]
+            chosen = sp.csr_matrix(
+                (np.concatenate(weight),
+                 (np.repeat(np.arange(hi - lo), [len(p) for p in picks]), np.concatenate(picks))),
+                shape=(hi - lo, pool.shape[0]))
+            parts[name].append(_keep_top(chosen @ pool, KEPT_ITEMS))
     return {name: _stack(blocks, n_items) for name, blocks in parts.items()}
 
 
+def _gathered_sum(m: sp.csr_matrix, picks: np.ndarray, weights: np.ndarray, n_cols: int
+                  ) -> np.ndarray:
+    """Σ weights · m[picks] as one dense row (serving's one shopper)."""
+    picked = m[picks]
+    return np.bincount(picked.indices, picked.data * np.repeat(weights, np.diff(picked.indptr)),
+                       minlength=n_cols)
+
+
+def _circles(sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One shopper's near and wide circles (pool rows, in ``NEIGHBOUR_SCORE_NAMES``'
+    order) from their similarity to every pool row; their own row is set to 0 first.
+    Training and serving both pick through here, one shopper at a time, so ties fall
+    alike."""
+    sims[sims >= SELF_SIMILARITY] = 0.0
+    # The near circle is found inside the wide one: one pass over the whole pool.
+    wide = _nearest(sims, np.arange(len(sims)), WIDE_NEIGHBOURS)
+    return _nearest(sims[wide], wide, NEAR_NEIGHBOURS), wide
+
+
 def _nearest(sims: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
-    """Per row, the k candidates (pool rows; one per column of ``sims``) most similar."""
-    if k >= sims.shape[1]:
-        return np.broadcast_to(candidates, sims.shape)
-    best = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    return np.take_along_axis(np.broadcast_to(candidates, sims.shape), best, axis=1)
+    """The k candidates (one per entry of ``sims``) most similar."""
+    if k >= len(sims):
+        return candidates
+    return candidates[np.argpartition(-sims, k - 1)[:k]]
 
 
-def _weighted_mean(weight: np.ndarray, nearest: np.ndarray, pool: sp.csr_matrix,
-                   dense: bool) -> ScoreMatrix:
-    """Per row: Σ sim·pool[v] / Σ sim over its nearest pool rows, top KEPT_ITEMS kept."""
-    n, k = nearest.shape
-    weight = (weight / np.maximum(weight.sum(axis=1, keepdims=True), 1e-12)).ravel()
-    rows = np.repeat(np.arange(n), k)
-    if dense:
-        return _keep_top_dense(weighted_row_sums(rows, nearest.ravel(), weight, pool, n),
-                               KEPT_ITEMS)
-    picks = sp.csr_matrix((weight, (rows, nearest.ravel())), shape=(n, pool.shape[0]))
-    return _keep_top(picks @ pool, KEPT_ITEMS)
+def _normalised(weight: np.ndarray) -> np.ndarray:
+    return weight / max(float(weight.sum()), 1e-12)
 
 
 def _threshold(values: np.ndarray, n: int) -> float:

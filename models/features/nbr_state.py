@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -194,6 +195,10 @@ class ItemHistory:
     decayed_slow: float
 
 
+_ITEM_FIELDS = tuple(f.name for f in fields(ItemHistory))
+_item_fields_of = attrgetter(*_ITEM_FIELDS)
+
+
 @dataclass
 class ShopperState:
     """One shopper's feature state; ``update`` once per new basket, oldest first.
@@ -255,10 +260,13 @@ class ShopperState:
         (the model's category vocabulary) is given.
         """
         known = sorted((item_index[k], h) for k, h in self.items.items() if k in item_index)
-        hs = [h for _, h in known]
+        # One array of every field (ints are exact in float64), split into columns: a
+        # request's table in one pass over the items rather than one per field.
+        values = np.array([_item_fields_of(h) for _, h in known],
+                          dtype=np.float64).reshape(len(known), len(_ITEM_FIELDS))
 
         def col(name: str, dtype: type) -> np.ndarray:
-            return np.array([getattr(h, name) for h in hs], dtype=dtype)
+            return values[:, _ITEM_FIELDS.index(name)].astype(dtype)
 
         return StateTable(
             n_baskets=np.array([self.n_baskets], dtype=np.int64),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from models.datasets import build_dataset
 from models.datasets.synthetic import SECONDS_PER_DAY, generate_baskets
@@ -201,6 +202,28 @@ def test_dense_copurchase_for_few_shoppers_equals_the_sparse_product() -> None:
         np.testing.assert_array_equal(items_d, items_s)
         np.testing.assert_allclose(x_d, x_s, rtol=1e-6)
         assert (feature(x_d, "cop_basket") > 0).any()
+
+
+def test_new_candidates_are_the_same_from_dense_and_sparse_scores_even_with_ties() -> None:
+    """Serving picks a shopper's best new items from dense scores by partition, training
+    from CSR by sorting: the same items, ties going to the lower item code."""
+    ds = generate_baskets(n_users=12, n_items=60, seed=4)
+    stats = fit_item_stats(ds)
+    table = build_state_table(ds, np.arange(ds.n_users))
+    rng = np.random.default_rng(0)
+    # Few distinct values, so ties straddle every shopper's cut; some items unscored.
+    scores = rng.integers(0, 4, size=(table.n_shoppers, ds.n_items)).astype(np.float64)
+    found = []
+    for matrix in (scores, sp.csr_matrix(scores)):
+        cop = {"cop_basket": matrix, "cop_shopper": matrix * 0, "knn_wide": matrix}
+        found.append(generate_candidates(table, stats, cop, CandidateConfig(7, 0, 5)))
+    (rows_d, items_d), (rows_s, items_s) = found
+    np.testing.assert_array_equal(rows_d, rows_s)
+    np.testing.assert_array_equal(items_d, items_s)
+    bought = set(zip(table.pair_row.tolist(), table.pair_item.tolist(), strict=True))
+    for r in range(table.n_shoppers):
+        new = [i for i in items_d[rows_d == r].tolist() if (r, i) not in bought]
+        assert len(new) == 7  # n_copurchase; the neighbour picks are the same scores
 
 
 def test_rank_features_follow_personal_frequency_then_recency() -> None:
