@@ -31,7 +31,7 @@ WIDE_NEIGHBOURS = 500
 KEPT_ITEMS = 300
 # A pool vector this similar is the shopper themself (their own history is in the pool).
 SELF_SIMILARITY = 1.0 - 1e-4
-# Bounds the pool, and so the bundle and the per-request work (~0.7 ms per request with the
+# Bounds the pool, and so the bundle and the per-request work (~0.6 ms per request with the
 # 10,000 shoppers of a large store; `benchmarks/ranking.py`).
 MAX_POOL_SHOPPERS = 10_000
 # Shoppers whose similarities to the whole pool are held at once (dense block × pool).
@@ -106,7 +106,10 @@ def neighbour_scores(table: StateTable, pool: sp.csr_matrix,
 
 def _gathered_sum(m: sp.csr_matrix, picks: np.ndarray, weights: np.ndarray, n_cols: int
                   ) -> np.ndarray:
-    """Σ weights · m[picks] as one dense row (serving's one shopper)."""
+    """Σ weights · m[picks] as one dense row (serving's one shopper). What
+    `sparse_rows.weighted_row_sums` computes, by scipy's row copy: faster for the
+    pool's gathers (hundreds of rows), ~2x slower for the co-purchase ones (measured with
+    `benchmarks/ranking.py`), so each path keeps its own."""
     picked = m[picks]
     return np.bincount(picked.indices, picked.data * np.repeat(weights, np.diff(picked.indptr)),
                        minlength=n_cols)
