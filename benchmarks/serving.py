@@ -218,6 +218,36 @@ def memo_hit_rates(port: int) -> dict[str, float]:
     return {kind: c.get("hit", 0.0) / max(sum(c.values()), 1.0) for kind, c in counts.items()}
 
 
+def server_histograms(port: int) -> dict[str, dict[float, float]]:
+    """Per route, the workers' own latency histogram (`edge_http_request_seconds`, 200s):
+    upper bound in seconds -> requests at most that slow, from `/metrics`."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    histograms: dict[str, dict[float, float]] = defaultdict(dict)
+    # Label values hold braces themselves ("/v1/shoppers/{customer_id}/...").
+    bucket = re.compile(r'edge_http_request_seconds_bucket\{((?:[^"}]|"[^"]*")*)\} ([0-9.e+]+)')
+    for labels, value in bucket.findall(text):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if found.get("status") == "200" and found.get("method") == "GET":
+            histograms[found["route"]][float(found["le"])] = float(value)
+    return histograms
+
+
+def server_side(before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+                ) -> dict[str, dict[str, float]]:
+    """Per route, of the measured run's requests: the share that took the worker over 10 and
+    over 20 ms from reading the request to the last byte of the answer. Beside the client's
+    view this tells a slow handler from a request kept waiting before its handler ran."""
+    shares = {}
+    for route, buckets in after.items():
+        counts = {le: n - before.get(route, {}).get(le, 0.0) for le, n in buckets.items()}
+        total = counts.get(float("inf"), 0.0)
+        if total:
+            shares[route] = {"requests": total,
+                             "over_10_ms": 1 - counts.get(0.01, 0.0) / total,
+                             "over_20_ms": 1 - counts.get(0.02, 0.0) / total}
+    return shares
+
+
 def print_memory_table(memory: list[tuple[str, int, float, float]],
                        distinct: float | None) -> None:
     """Every process of the agent: resident and proportional memory (shared pages split),
@@ -313,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 roots = {"agent process (ingestion)": agent.pid, "simulator": simulator.pid,
                          "mosquitto": broker.pid or 0}
                 cpu_before = cpu_by_role(roots, CHILD_ROLES)
+                histograms_before = server_histograms(port)
                 events_before, started = _events(db_path), time.time()
                 load = play(port, targets, args.rate, args.duration, seed=1)
                 elapsed = time.time() - started
@@ -326,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                           for role, pid in processes_by_role(agent_roots, CHILD_ROLES)]
                 distinct = distinct_resident_mb([pid for _, pid, _, _ in memory])
                 memo = memo_hit_rates(port)
+                handled = server_side(histograms_before, server_histograms(port))
             finally:
                 for process in (simulator, agent):
                     if process is not None:
@@ -346,10 +378,16 @@ def main(argv: list[str] | None = None) -> int:
     print_memory_table(memory, distinct)
     print("shopper memo hit rate (warm-up included): " + ", ".join(
         f"{kind} {rate:.0%}" for kind, rate in memo.items()))
+    print("time in the worker (from reading the request to the answer's last byte), share"
+          " of requests over 10 / 20 ms: " + ", ".join(
+              f"{route} {h['over_10_ms']:.2%} / {h['over_20_ms']:.2%}"
+              for route, h in sorted(handled.items()) if "shoppers/{" in route
+              or route == "/healthz"))
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "serving", "context": context,
                                          "endpoints": rows, "cpu_percent_of_one_core":
                                          cpu_percent, "shopper_memo_hit_rate": memo,
+                                         "time_in_worker": handled,
                                          "memory_mb": [{"role": role, "pid": pid,
                                                         "rss": round(rss), "pss": round(pss)}
                                                        for role, pid, rss, pss in memory],

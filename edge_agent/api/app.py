@@ -90,8 +90,9 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
                                          keyring=KeyRing(settings.api_keys), models=registry,
                                          live_map=store_map, metrics_registry=metrics_registry,
                                          agent=agent, shared=shared,
-                                         memo=ShopperMemo(settings.shopper_memo_s,
-                                                          metrics_registry),
+                                         memo=ShopperMemo(
+                                             settings.shopper_memo_s, metrics_registry,
+                                             None if shared is None else shared.memo_file),
                                          model_calls=ModelCalls(
                                              settings.model_threads,
                                              settings.model_deadline_ms / 1000,
@@ -122,6 +123,7 @@ def create_app(settings: Settings, shared: SharedRuntime | None = None, *,
             if watcher is not None:
                 watcher.stop()
             app.state.serving.cache.close()
+            app.state.serving.memo.close()
             app.state.serving.model_calls.close()
             reads.close()
             if agent is not None:

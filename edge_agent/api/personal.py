@@ -68,10 +68,12 @@ async def ranking(state: ServingState, profile: profiles.Profile, models: Loaded
     async def compute() -> list[tuple[str, float]]:
         # Features are this code's own numpy work, bounded by the shopper's size (and
         # checked at load on the widest shopper): on the event loop, where they cost least.
-        # Only the bundle's ONNX graph, which could be slow on some input, goes to a model
-        # thread (and releases the GIL there, so it does not slow this loop either).
+        # The bundle's ONNX graph, which could be slow on some input, goes to a model
+        # thread (and releases the GIL there, so it does not slow this loop either) unless
+        # the smoke test found it fast enough for the loop (edge_agent/api/model_calls.py).
         items, x = ranker.candidates_of(baskets, now.timestamp())
-        scores = await state.model_calls.run(lambda: ranker.score(x))
+        scores = await state.model_calls.run(lambda: ranker.score(x),
+                                             models.on_loop_key("nbr"))
         return ranker.top(items, scores, CANDIDATES)
 
     return await state.memo.get_or_run("ranking", profile, models.version, compute)
@@ -88,7 +90,8 @@ async def timings(state: ServingState, profile: profiles.Profile, models: Loaded
             return []
         assert timing is not None and profile.features is not None
         x = timing.features(pairs, profile.features.trips, now.timestamp())  # as in ranking
-        outputs = await state.model_calls.run(lambda: timing.score(x))
+        outputs = await state.model_calls.run(lambda: timing.score(x),
+                                              models.on_loop_key("timing"))
         return timings_of(pairs, timing.predictions_from(outputs), now)
 
     return await state.memo.get_or_run("timing", profile, models.version, compute)

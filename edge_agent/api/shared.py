@@ -4,7 +4,9 @@ one private directory per run, holding
 - `metrics/`: Prometheus multiprocess files, so `/metrics` on any worker shows ingestion's
   counters (kept by the agent process) and every worker's request latencies together;
 - `agent-status.json`: the agent process's heartbeat and its health (broker, commits,
-  storage), for `/readyz`.
+  storage), for `/readyz`;
+- `shopper-memo.sqlite`: the workers' shared memo of model answers per shopper
+  (`edge_agent/api/shopper_memo.py`).
 
 (Which bundle every worker serves is recorded in the store's bundle folder instead, where it
 outlives a restart: `edge_agent/modeling/library.py`.)
@@ -39,12 +41,18 @@ class SharedRuntime:
     def status_file(self) -> Path:
         return self.root / "agent-status.json"
 
+    @property
+    def memo_file(self) -> Path:
+        return self.root / "shopper-memo.sqlite"
+
     def prepare(self) -> None:
         """Create the directory afresh (metric files of an earlier run must not count)."""
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.metrics_dir.glob("*.db"):
             stale.unlink()
         self.status_file.unlink(missing_ok=True)
+        for memo in self.root.glob(f"{self.memo_file.name}*"):  # with its -wal and -shm
+            memo.unlink()
 
     # -- the agent process's status ----------------------------------------------------------
     def write_status(self, health: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from edge_agent.features.shopper import SaleLine, ShopperFeatures
@@ -29,6 +29,13 @@ DEFAULT_SMOKE_BUDGET_S = 0.25
 # Features are computed on an HTTP worker's event loop (only the ONNX graphs run on a model
 # thread): on the widest shopper they must stay within what `/healthz` may wait.
 EVENT_LOOP_BUDGET_S = 0.05
+# A model whose every timed smoke call took at most this much CPU runs on the event loop
+# too; a slower one on a model thread, with a deadline (edge_agent/api/model_calls.py).
+# Handing a fast graph to a thread and back costs more than the graph under load: the
+# thread waits for the GIL the loop holds, then the loop for the answer (recommendations
+# over 10 ms inside the worker: 13-14 % with the hop, 3-4 % without; benchmarks/README.md,
+# Serving, session 11).
+ON_LOOP_CPU_BUDGET_S = 0.005
 
 
 class SmokeTestFailed(BundleError):
@@ -44,6 +51,9 @@ class LoadedModels:
     segments: SegmentAssigner | None = field(repr=False)
     loaded_at: str = ""
     ranker: Ranker | None = field(default=None, repr=False)
+    # The models fast enough for the event loop (`ON_LOOP_CPU_BUDGET_S`): set by the smoke
+    # test, which the models must pass before they are served.
+    on_loop: frozenset[str] = frozenset()
 
     @classmethod
     def from_bundle(cls, bundle: VerifiedBundle, loaded_at: str) -> LoadedModels:
@@ -71,22 +81,32 @@ class LoadedModels:
                                          ("segments", self.segments)) if model is not None]
 
     def smoke_test(self, shoppers: Sequence[ShopperFeatures] = (),
-                   budget_s: float = DEFAULT_SMOKE_BUDGET_S) -> None:
+                   budget_s: float = DEFAULT_SMOKE_BUDGET_S) -> LoadedModels:
         """Run every model on known shoppers and refuse the bundle unless every answer is
         finite, each model call stays within `budget_s` and the features computed on the
         event loop within `EVENT_LOOP_BUDGET_S`: a minimal shopper, a shopper with the
         largest candidate set this model can produce, and `shoppers` (the store's recent
-        ones). The first call warms the sessions up and is not timed."""
+        ones). The first call warms the sessions up and is not timed. Returns these models
+        with `on_loop` set: those whose every timed call fit `ON_LOOP_CPU_BUDGET_S`."""
+        cpu: dict[str, float] = {}
         try:
-            self._answer(_minimal_shopper(), budget_s=None)
+            self._answer(_minimal_shopper(), budget_s=None, cpu={})
             for shopper in (_largest_shopper(self.ranker), *shoppers):
-                self._answer(shopper, budget_s)
+                self._answer(shopper, budget_s, cpu)
         except SmokeTestFailed:
             raise
         except Exception as exc:  # any crash of a model on a normal shopper refuses it
             raise SmokeTestFailed(f"a model failed on a smoke shopper: {exc}") from exc
+        return replace(self, on_loop=frozenset(
+            name for name, worst in cpu.items() if worst <= ON_LOOP_CPU_BUDGET_S))
 
-    def _answer(self, shopper: ShopperFeatures, budget_s: float | None) -> None:
+    def on_loop_key(self, name: str) -> str | None:
+        """What `ModelCalls.run` knows model `name` of this bundle by, if it may run on the
+        event loop; None: on a model thread."""
+        return f"{self.version}/{name}" if name in self.on_loop else None
+
+    def _answer(self, shopper: ShopperFeatures, budget_s: float | None,
+                cpu: dict[str, float]) -> None:
         last = shopper.trips.last_ts
         now = (last if math.isfinite(last) else _SMOKE_NOW_S) + DAY_S
         loop_budget_s = None if budget_s is None else EVENT_LOOP_BUDGET_S
@@ -94,7 +114,7 @@ class LoadedModels:
         if self.timing is not None and pairs:
             with _timed("timing features", loop_budget_s):
                 x = self.timing.features(pairs, shopper.trips, now)
-            with _timed("timing model", budget_s):
+            with _timed("timing model", budget_s, cpu, "timing"):
                 outputs = self.timing.score(x)
             predictions = self.timing.predictions_from(outputs)
             for prediction in predictions:
@@ -109,7 +129,7 @@ class LoadedModels:
         if self.ranker is not None and shopper.baskets.n_baskets:
             with _timed("ranker features", loop_budget_s):
                 items, x = self.ranker.candidates_of(shopper.baskets, now)
-            with _timed("ranker", budget_s):
+            with _timed("ranker", budget_s, cpu, "nbr"):
                 scores = self.ranker.score(x)
             ranked = self.ranker.top(items, scores, k=10)
             if not ranked or not all(math.isfinite(score) for _, score in ranked):
@@ -117,10 +137,16 @@ class LoadedModels:
 
 
 @contextmanager
-def _timed(what: str, budget_s: float | None) -> Iterator[None]:
-    started = time.perf_counter()
+def _timed(what: str, budget_s: float | None, cpu: dict[str, float] | None = None,
+           name: str = "") -> Iterator[None]:
+    """Refuse the bundle if the block took longer than `budget_s`; note the most CPU it took
+    under `cpu[name]` (this thread's CPU: ONNX Runtime runs a session's graph on the caller's
+    thread, and CPU time, unlike the clock, does not grow on a busy machine)."""
+    started, started_cpu = time.perf_counter(), time.thread_time()
     yield
     took = time.perf_counter() - started
+    if cpu is not None:
+        cpu[name] = max(cpu.get(name, 0.0), time.thread_time() - started_cpu)
     if budget_s is not None and took > budget_s:
         raise SmokeTestFailed(f"{what} took {took * 1000:.0f} ms on a smoke shopper "
                               f"(budget {budget_s * 1000:.0f} ms)")

@@ -115,7 +115,7 @@ class ModelRegistry:
         try:
             candidate = LoadedModels.from_bundle(bundle, loaded_at=format_ts(utc_now()))
             shoppers = self._smoke_shoppers() if self._smoke_shoppers is not None else ()
-            candidate.smoke_test(shoppers, self._smoke_budget_s)
+            candidate = candidate.smoke_test(shoppers, self._smoke_budget_s)
         except (BundleError, OSError, ValueError) as exc:
             logger.error("refused model bundle %s: %s", bundle.version, exc)
             raise BundleRefused(bundle.version, f"{type(exc).__name__}: {exc}") from exc

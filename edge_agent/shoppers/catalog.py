@@ -8,11 +8,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from edge_agent.storage.migrations import empty_shelf
+
 # Diet restriction → the label a product must carry to suit it.
 DIET_LABELS = {"vegetarian": "vegetarian", "vegan": "vegan", "gluten_free": "gluten_free",
                "lactose_free": "lactose_free"}
-# Product ids per stock query, under SQLite's bound-parameter limit.
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -31,29 +31,39 @@ class Product:
         return all(DIET_LABELS.get(r, r) in self.diets for r in restrictions)
 
 
-# The active catalog per database file, as of a catalog version (migration 4 bumps it on
-# any change to `products`): (version, product id → Product with in_stock=True).
+# Per database file, as of its catalog and stock versions (migrations 4 and 11 bump them on
+# any change to `products`, and when a shelf empties or is refilled): the active products
+# (with in_stock=True), and the products with an empty shelf.
 _catalogs: dict[str, tuple[int, dict[str, Product]]] = {}
+_empty_shelves: dict[str, tuple[int, frozenset[str]]] = {}
 
 
 def products_by_id(conn: sqlite3.Connection, product_ids: Iterable[str]) -> dict[str, Product]:
     """The active products among `product_ids`, with their stock as of now."""
-    catalog = _catalog(conn)
-    ids = [pid for pid in dict.fromkeys(product_ids) if pid in catalog]
-    empty = _out_of_stock(conn, ids)
+    path, catalog_version, stock_version = _versions(conn)
+    catalog = _catalog(conn, path, catalog_version)
+    empty = _out_of_stock(conn, path, stock_version)
     return {pid: catalog[pid] if pid not in empty else _without_stock(catalog[pid])
-            for pid in ids}
+            for pid in dict.fromkeys(product_ids) if pid in catalog}
 
 
 def active_products(conn: sqlite3.Connection) -> dict[str, Product]:
     """Every active product (stock not read: `in_stock` is True on all; ask
     :func:`products_by_id` for the ones you show). Shared per database: do not change it."""
-    return _catalog(conn)
+    path, catalog_version, _ = _versions(conn)
+    return _catalog(conn, path, catalog_version)
 
 
-def _catalog(conn: sqlite3.Connection) -> dict[str, Product]:
+def _versions(conn: sqlite3.Connection) -> tuple[str, int, int]:
+    """The database's file ('' in memory), then its catalog and stock versions. Read before
+    what they version, so what is kept is never older than the version it is kept under."""
     path = next(row[2] for row in conn.execute("PRAGMA database_list") if row[1] == "main")
-    (version,) = conn.execute("SELECT version FROM catalog_version").fetchone()
+    catalog, stock = conn.execute("SELECT catalog_version.version, stock_version.version"
+                                  " FROM catalog_version, stock_version").fetchone()
+    return path, catalog, stock
+
+
+def _catalog(conn: sqlite3.Connection, path: str, version: int) -> dict[str, Product]:
     cached = _catalogs.get(path)
     if cached is not None and cached[0] == version:
         return cached[1]
@@ -67,15 +77,15 @@ def _catalog(conn: sqlite3.Connection) -> dict[str, Product]:
     return products
 
 
-def _out_of_stock(conn: sqlite3.Connection, product_ids: list[str]) -> set[str]:
-    """Those of `product_ids` with a shelf whose latest reading is empty."""
-    empty: set[str] = set()
-    for start in range(0, len(product_ids), _CHUNK):
-        chunk = product_ids[start:start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        empty.update(row[0] for row in conn.execute(
-            f"SELECT DISTINCT product_id FROM shelf_state WHERE product_id IN ({marks})"
-            " AND COALESCE(quantity, weight_g) <= 0", chunk))
+def _out_of_stock(conn: sqlite3.Connection, path: str, version: int) -> frozenset[str]:
+    """The products with a shelf whose latest reading is empty (a few in a whole store)."""
+    cached = _empty_shelves.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    empty = frozenset(row[0] for row in conn.execute(
+        f"SELECT DISTINCT product_id FROM shelf_state WHERE {empty_shelf()}"))
+    if path:
+        _empty_shelves[path] = (version, empty)
     return empty
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from edge_agent.modeling.loaded import LoadedModels
 from edge_agent.shoppers import words
-from edge_agent.shoppers.catalog import Product, products_by_id
+from edge_agent.shoppers.catalog import Product, active_products, products_by_id
 from edge_agent.shoppers.profile import Profile
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def shopping_list(conn: sqlite3.Connection, profile: Profile,
         t.days_until <= UPCOMING_DAYS or DUE_AFTER_CYCLES <= overdue(t) < DROPPED_AFTER_CYCLES)]
     if not timings or profile.features is None:
         return []
-    usual = _usual_products(conn, profile)
+    usual = _usual_products(conn, profile, {t.category for t in timings})
     items = []
     for timing in sorted(timings, key=lambda t: (-overdue(t), -t.urgency, t.category)):
         product = usual.get(timing.category)
@@ -121,21 +121,27 @@ def overdue(timing: CategoryTiming) -> float:
     return timing.days_since_last / gap
 
 
-def _usual_products(conn: sqlite3.Connection, profile: Profile) -> dict[str, Product]:
-    """Per category, the product the shopper bought most often (then most recently) that
-    still suits their diet and allergies."""
+def _usual_products(conn: sqlite3.Connection, profile: Profile,
+                    categories: set[str]) -> dict[str, Product]:
+    """Per category of `categories`, the product the shopper bought most often (then most
+    recently) that still suits their diet and allergies, with its stock."""
     assert profile.features is not None
-    histories = profile.features.baskets.items
-    products = products_by_id(conn, histories)
+    # Chosen from the catalog, and only then the stock of the few chosen: a shopper's
+    # history has hundreds of products, the list a handful (stock does not change the
+    # choice: the list shows an empty shelf, it does not hide it).
+    catalog = active_products(conn)
     best: dict[str, tuple[tuple[int, float], Product]] = {}
-    for product_id, history in histories.items():
-        product = products.get(product_id)
-        if product is None or not product.suits(profile.dietary_restrictions, profile.allergens):
+    for product_id, history in profile.features.baskets.items.items():
+        product = catalog.get(product_id)
+        if product is None or product.category not in categories or not product.suits(
+                profile.dietary_restrictions, profile.allergens):
             continue
         rank = (history.count, history.last_t)
         if product.category not in best or rank > best[product.category][0]:
             best[product.category] = (rank, product)
-    return {category: product for category, (_, product) in best.items()}
+    stocked = products_by_id(conn, [product.product_id for _, product in best.values()])
+    return {category: stocked[product.product_id] for category, (_, product) in best.items()
+            if product.product_id in stocked}
 
 
 def _reason(category: str, timing: CategoryTiming) -> str:

@@ -285,3 +285,33 @@ def _interactions_by_version(db: sqlite_utils.Database) -> None:
     # holds 30 days of every kiosk's feedback.
     db.conn.execute("CREATE INDEX interactions_version_ts"
                     " ON interactions (model_version, ts)")
+
+
+def empty_shelf(row: str = "") -> str:
+    """The condition of an empty shelf: its latest reading says none are left (a reading
+    without a count or weight is not empty). Queries spell it exactly so, unqualified, to
+    use the partial index `shelf_state_empty`."""
+    return f"COALESCE({row}quantity, {row}weight_g, 1) <= 0"
+
+
+@migration(11, "a stock version, bumped when a shelf becomes empty or is stocked again")
+def _stock_version(db: sqlite_utils.Database) -> None:
+    # Request handlers keep the store's empty shelves in memory and reread them only when
+    # this moves (as the catalog, migration 4): shelf readings arrive many times a second,
+    # a shelf emptying or being refilled a few times an hour.
+    conn = db.conn
+    conn.execute("CREATE TABLE stock_version (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                 " version INTEGER NOT NULL)")
+    conn.execute("INSERT INTO stock_version (id, version) VALUES (1, 0)")
+    bump = " BEGIN UPDATE stock_version SET version = version + 1 WHERE id = 1; END"
+    new, old = empty_shelf("NEW."), empty_shelf("OLD.")
+    conn.execute(f"CREATE TRIGGER shelf_emptied_on_insert AFTER INSERT ON shelf_state"
+                 f" WHEN {new}{bump}")
+    conn.execute(f"CREATE TRIGGER shelf_emptiness_changed AFTER UPDATE ON shelf_state"
+                 f" WHEN ({old}) != ({new}) OR (({new}) AND OLD.product_id != NEW.product_id)"
+                 f"{bump}")
+    conn.execute(f"CREATE TRIGGER shelf_emptied_on_delete AFTER DELETE ON shelf_state"
+                 f" WHEN {old}{bump}")
+    # The empty shelves, read without scanning every shelf of the store.
+    conn.execute("CREATE INDEX shelf_state_empty ON shelf_state (product_id)"
+                 f" WHERE {empty_shelf()}")

@@ -20,6 +20,8 @@ def test_models_status_names_the_active_bundle(store: Store) -> None:
     status = store.get("/v1/admin/models", role="admin").json()
     assert status["active"]["version"] == "test-1"
     assert set(status["active"]["models"]) == {"nbr", "timing", "segments"}
+    # Staff insights (the segment model) run whole on a model thread, so it is not timed.
+    assert status["active"]["on_event_loop"] == ["nbr", "timing"]
     assert "timing" in status["active"]["metrics"]
     assert store.get("/v1/admin/models", role="staff").status_code == 403
 

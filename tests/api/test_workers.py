@@ -108,6 +108,9 @@ def test_workers_answer_from_what_the_agent_process_ingests(agent: RunningAgent,
     # The agent process's ingest counters and the workers' latencies, in one exposition.
     text = agent.get("/metrics", role=None).text
     assert 'edge_events_ingested_total{type="pos.transaction"} 3.0' in text
+    # The workers share one memo: the shopper's ranking was computed once, not per worker.
+    assert 'edge_shopper_memo_lookups_total{kind="ranking",result="miss"} 1.0' in text
+    assert 'edge_shopper_memo_lookups_total{kind="ranking",result="hit"} 3.0' in text
     assert re.search(r'edge_http_request_seconds_count\{method="GET",'
                      r'route="/v1/shoppers/\{customer_id\}/recommendations",status="200"\} 4\.0',
                      text)

@@ -35,6 +35,9 @@ class ModelVersion(BaseModel):
     name: str
     loaded_at: str
     models: list[str]
+    on_event_loop: list[str] = Field(description="the models the smoke test found fast enough"
+                                                 " to run on the HTTP event loop; the others"
+                                                 " run on a model thread, with a deadline")
     metrics: dict[str, Any]
     training_data: dict[str, Any]
 
@@ -56,7 +59,8 @@ def _describe(loaded: LoadedModels | None) -> ModelVersion | None:
     if loaded is None:
         return None
     return ModelVersion(version=loaded.version, name=loaded.name, loaded_at=loaded.loaded_at,
-                        models=loaded.model_names, metrics=loaded.manifest.get("metrics", {}),
+                        models=loaded.model_names, on_event_loop=sorted(loaded.on_loop),
+                        metrics=loaded.manifest.get("metrics", {}),
                         training_data=loaded.manifest.get("training_data", {}))
 
 
