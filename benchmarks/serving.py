@@ -208,9 +208,13 @@ def print_table(rows: list[dict], context: dict) -> None:
               f"{r['max_ms']:>7.2f} | {ratio:>7.2f} |")
 
 
+def metrics_text(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+
+
 def memo_hit_rates(port: int) -> dict[str, float]:
     """Share of the shopper memo's lookups that were hits, per kind, from `/metrics`."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = metrics_text(port)
     counts: dict[str, dict[str, float]] = defaultdict(dict)
     for kind, result, value in re.findall(
             r'edge_shopper_memo_lookups_total\{kind="(\w+)",result="(\w+)"\} ([0-9.e+]+)', text):
@@ -221,7 +225,7 @@ def memo_hit_rates(port: int) -> dict[str, float]:
 def server_histograms(port: int) -> dict[str, dict[float, float]]:
     """Per route, the workers' own latency histogram (`edge_http_request_seconds`, 200s):
     upper bound in seconds -> requests at most that slow, from `/metrics`."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    text = metrics_text(port)
     histograms: dict[str, dict[float, float]] = defaultdict(dict)
     # Label values hold braces themselves ("/v1/shoppers/{customer_id}/...").
     bucket = re.compile(r'edge_http_request_seconds_bucket\{((?:[^"}]|"[^"]*")*)\} ([0-9.e+]+)')

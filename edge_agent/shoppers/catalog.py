@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from edge_agent.storage.migrations import empty_shelf
 
+V = TypeVar("V")
 # Diet restriction → the label a product must carry to suit it.
 DIET_LABELS = {"vegetarian": "vegetarian", "vegan": "vegan", "gluten_free": "gluten_free",
                "lactose_free": "lactose_free"}
@@ -64,29 +66,28 @@ def _versions(conn: sqlite3.Connection) -> tuple[str, int, int]:
 
 
 def _catalog(conn: sqlite3.Connection, path: str, version: int) -> dict[str, Product]:
-    cached = _catalogs.get(path)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    products = {row[0]: Product(row[0], row[1], row[2], row[3],
-                                frozenset(json.loads(row[4] or "[]")),
-                                frozenset(json.loads(row[5] or "[]")), True)
-                for row in conn.execute("SELECT product_id, name, category, price, allergens,"
-                                        " diets FROM products WHERE active")}
-    if path:  # an in-memory database has no name to share its catalog under
-        _catalogs[path] = (version, products)
-    return products
+    return _kept(_catalogs, path, version, lambda: {
+        row[0]: Product(row[0], row[1], row[2], row[3], frozenset(json.loads(row[4] or "[]")),
+                        frozenset(json.loads(row[5] or "[]")), True)
+        for row in conn.execute("SELECT product_id, name, category, price, allergens, diets"
+                                " FROM products WHERE active")})
 
 
 def _out_of_stock(conn: sqlite3.Connection, path: str, version: int) -> frozenset[str]:
     """The products with a shelf whose latest reading is empty (a few in a whole store)."""
-    cached = _empty_shelves.get(path)
+    return _kept(_empty_shelves, path, version, lambda: frozenset(row[0] for row in conn.execute(
+        f"SELECT DISTINCT product_id FROM shelf_state WHERE {empty_shelf()}")))
+
+
+def _kept(kept: dict[str, tuple[int, V]], path: str, version: int, load: Callable[[], V]) -> V:
+    """`load()`, kept per database file until its `version` moves."""
+    cached = kept.get(path)
     if cached is not None and cached[0] == version:
         return cached[1]
-    empty = frozenset(row[0] for row in conn.execute(
-        f"SELECT DISTINCT product_id FROM shelf_state WHERE {empty_shelf()}"))
-    if path:
-        _empty_shelves[path] = (version, empty)
-    return empty
+    value = load()
+    if path:  # an in-memory database has no name to share what it holds under
+        kept[path] = (version, value)
+    return value
 
 
 def _without_stock(product: Product) -> Product:
