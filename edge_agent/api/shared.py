@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge_agent.api.shopper_memo import create_memo_file
+
 RUNTIME_DIR_ENV = "EDGE_RUNTIME_DIR"
 # The agent writes its status every second; a status older than this means it is gone.
 STATUS_STALE_S = 5.0
@@ -46,13 +48,15 @@ class SharedRuntime:
         return self.root / "shopper-memo.sqlite"
 
     def prepare(self) -> None:
-        """Create the directory afresh (metric files of an earlier run must not count)."""
+        """Create the directory afresh (metric files of an earlier run must not count), with
+        an empty memo for the workers to open."""
         self.metrics_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.metrics_dir.glob("*.db"):
             stale.unlink()
         self.status_file.unlink(missing_ok=True)
         for memo in self.root.glob(f"{self.memo_file.name}*"):  # with its -wal and -shm
             memo.unlink()
+        create_memo_file(self.memo_file)
 
     # -- the agent process's status ----------------------------------------------------------
     def write_status(self, health: dict[str, Any]) -> None:

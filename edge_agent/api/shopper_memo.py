@@ -45,7 +45,7 @@ MAX_ENTRIES = 20_000
 # Counting the entries costs a scan of the table, so the cap is enforced every so many writes
 # (it may be exceeded by that many in between); expired answers leave on every write.
 TRIM_EVERY_WRITES = 500
-# Only while the workers create the file and its table together at startup.
+# Only while a worker opens the file at startup.
 SETUP_TIMEOUT_S = 10.0
 _MISSING = object()
 
@@ -64,7 +64,7 @@ class ShopperMemo:
                                 registry=registry)
         self._lock = threading.Lock()
         self._writes = 0
-        self._conn = _open(path)
+        self._conn = _open_shared(path)
 
     async def get_or_run(self, kind: str, profile: Profile, model_version: str,
                          compute: Callable[[], Awaitable[T]]) -> T:
@@ -141,6 +141,27 @@ class ShopperMemo:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def create_memo_file(path: Path) -> None:
+    """Create the shared memo, in WAL mode, before any worker opens it. Turning a new file to
+    WAL takes an exclusive lock that SQLite does not wait for when two connections race for
+    it ("database is locked" at once, whatever the timeout): with two workers starting
+    together, one died so in about one start in 25."""
+    _open(path).close()
+
+
+def _open_shared(path: Path | None) -> sqlite3.Connection:
+    """The shared memo, or one in this process's memory if the file cannot be opened: it
+    is a cache, and a worker serving without sharing it beats a worker that cannot start."""
+    if path is None:
+        return _open(None)
+    try:
+        return _open(path)
+    except sqlite3.Error as exc:
+        logger.warning("shopper memo %s cannot be opened (%s); this worker keeps its own",
+                       path, exc)
+        return _open(None)
 
 
 def _open(path: Path | None) -> sqlite3.Connection:

@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from edge_agent.api import shopper_memo
+from edge_agent.api.shared import SharedRuntime
 from edge_agent.api.shopper_memo import ShopperMemo
 from edge_agent.shoppers.profile import Profile
 
@@ -118,3 +120,42 @@ def test_a_worker_does_not_wait_while_another_writes(tmp_path: Path) -> None:
     assert calls == ["C-1", "C-1"]
     _ask(memo, "C-1", calls)  # kept the second time
     assert calls == ["C-1", "C-1"]
+
+
+def _open_together(memo_file: Path, workers: int = 2) -> list[ShopperMemo]:
+    """The memo as `workers` workers starting at the same instant open it."""
+    together, memos = threading.Barrier(workers), []
+
+    def open_memo() -> None:
+        together.wait()
+        memos.append(ShopperMemo(60.0, CollectorRegistry(), memo_file))
+    threads = [threading.Thread(target=open_memo) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(memos) == workers, "a worker could not open the memo"
+    return memos
+
+
+def test_workers_starting_together_all_open_the_runs_memo(tmp_path: Path) -> None:
+    """Every worker of a run starts at once and opens the memo the agent prepared. Before the
+    agent created the file itself, two workers racing to create it failed with "database
+    is locked" in about 1 start in 25, and the worker died (CI saw it)."""
+    for start in range(300):
+        runtime = SharedRuntime(tmp_path / f"run-{start}")
+        runtime.prepare()
+        first, second = _open_together(runtime.memo_file)
+        calls: list[str] = []
+        _ask(first, "C-1", calls)
+        _ask(second, "C-1", calls)  # shared: the other worker's answer
+        assert calls == ["C-1"], f"start {start}: a worker kept a memo of its own"
+        first.close()
+        second.close()
+
+
+def test_a_worker_whose_memo_file_cannot_open_still_serves(tmp_path: Path) -> None:
+    """The memo is a cache: without it a worker answers, it does not die at start."""
+    memo, calls = ShopperMemo(60.0, CollectorRegistry(), tmp_path / "gone" / "memo.sqlite"), []
+    assert _ask(memo, "C-1", calls) == ["C-1"] and _ask(memo, "C-1", calls) == ["C-1"]
+    assert calls == ["C-1"]
