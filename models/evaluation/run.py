@@ -9,7 +9,8 @@
 :mod:`models.datasets.csv` for the columns).
 
 Every method with hyperparameters (TIFU-KNN, UP-CF@r, the ranker) is tuned per split on
-that split's validation users first, with the same budget (``--budget``) and search
+that split's non-test users first (validation users; the baselines, which read no target,
+also training users), with the same budget (``--budget``) and search
 (:mod:`models.evaluation.tuning`, cached under ``--tuning-cache``). The report ends
 with a user-clustered paired bootstrap of the ranker against the best baseline
 (:mod:`models.evaluation.bootstrap`).
@@ -94,7 +95,9 @@ def _tuned_factory(
     tuning_report[method] = {
         "search_space": tuning.SEARCH_SPACES[method],
         "budget": budget,
-        "objective": "mean of Recall@10 and NDCG@10 on the split's validation users",
+        "objective": ("mean of Recall@10 and NDCG@10 on the split's validation users and"
+                      f" up to {tuning.TUNING_TRAIN_USERS} of its training users (fitted"
+                      " with no target)"),
         "per_split": [
             {k: records[s.seed][k] for k in ("split", "best", "best_val", "seconds", "cached",
                                               "trials")}
