@@ -86,6 +86,18 @@ def load_for_evaluation(spec: str) -> tuple[BasketDataset, list[Split] | None, i
     )
 
 
+def load_task(spec: str) -> tuple[BasketDataset, NbrTask, list[Split], int | None, bool]:
+    """(filtered dataset, task, the five splits, item-count filter, shipped keysets?)."""
+    raw, keysets, min_item_count = load_for_evaluation(spec)
+    ds = filter_dataset(raw, min_item_count)
+    task = make_task(ds)
+    if keysets is not None:
+        splits = keyset_splits(ds, task.users, keysets)  # type: ignore[arg-type]
+    else:
+        splits = random_splits(task.users, SPLIT_SEEDS)
+    return ds, task, splits, min_item_count, keysets is not None
+
+
 def _tuned_factory(
     method: str, task: NbrTask, splits: Sequence[Split], budget: int,
     cache: tuning.TuningCache, tuning_report: dict[str, object],
@@ -215,13 +227,7 @@ def evaluate(
 ) -> dict[str, object]:
     """Run the protocol for a dataset spec; returns the JSON-ready report."""
     start = time.perf_counter()
-    raw, keysets, min_item_count = load_for_evaluation(spec)
-    ds = filter_dataset(raw, min_item_count)
-    task = make_task(ds)
-    if keysets is not None:
-        splits = keyset_splits(ds, task.users, keysets)  # type: ignore[arg-type]
-    else:
-        splits = random_splits(task.users, SPLIT_SEEDS)
+    ds, task, splits, min_item_count, keysets = load_task(spec)
     splits = splits[:n_splits]
     notes: list[str] = []
     if "ranker-no-time" in methods and not np.isfinite(task.target_ts).any():
@@ -245,7 +251,7 @@ def evaluate(
                 {"seed": s.seed, "train": len(s.train), "val": len(s.val), "test": len(s.test)}
                 for s in splits
             ],
-            "split_source": "shipped keysets" if keysets is not None else "seeds 0..4, 72/8/20",
+            "split_source": "shipped keysets" if keysets else "seeds 0..4, 72/8/20",
         },
         "methods": {
             r.name: {"mean": r.mean, "per_split": r.per_split, "seconds": r.seconds}
