@@ -133,8 +133,11 @@ def _tuned_factory(
 def build_factories(
     methods: Sequence[str], task: NbrTask, splits: Sequence[Split], budget: int,
     cache: tuning.TuningCache, tuning_report: dict[str, object],
+    ranker_base: RankerConfig | None = None,
 ) -> list[ModelFactory]:
-    """One factory per method key; tuning (or its cache) runs here."""
+    """One factory per method key; tuning (or its cache) runs here. ``ranker_base``: the
+    ranker's settings that are not searched (default ``RankerConfig()``)."""
+    ranker_base = ranker_base or RankerConfig()
     ranker_records: dict[int, dict[str, object]] | None = None
     factories: list[ModelFactory] = []
     for m in methods:
@@ -150,19 +153,23 @@ def build_factories(
             factories.append(_tuned_factory(m, task, splits, budget, cache, tuning_report))
         elif m in RANKERS:
             if ranker_records is None:
-                ranker_records = _tune_rankers(task, splits, budget, cache, tuning_report)
-            factories.append(_ranker_factory(ranker_records, use_visit_time=m == "ranker"))
+                ranker_records = _tune_rankers(task, splits, budget, cache, tuning_report,
+                                               ranker_base)
+            factories.append(_ranker_factory(ranker_records, ranker_base,
+                                             use_visit_time=m == "ranker"))
     return factories
 
 
 def _tune_rankers(
     task: NbrTask, splits: Sequence[Split], budget: int, cache: tuning.TuningCache,
-    tuning_report: dict[str, object],
+    tuning_report: dict[str, object], base: RankerConfig,
 ) -> dict[int, dict[str, object]]:
     """Tune the ranker on every split's own training / validation users (or read the cache)."""
-    records = {s.seed: tuning.tune_ranker(task, s, budget=budget, cache=cache) for s in splits}
+    records = {s.seed: tuning.tune_ranker(task, s, base, budget=budget, cache=cache)
+               for s in splits}
     tuning_report["ranker"] = {
         "search_space": tuning.SEARCH_SPACES["ranker"],
+        "history_shifts": "automatic" if base.history_shifts is None else base.history_shifts,
         "budget": budget,
         "objective": "mean of Recall@10 and NDCG@10 on the split's validation users",
         "per_split": [
@@ -174,12 +181,13 @@ def _tune_rankers(
     return records
 
 
-def _ranker_factory(records: dict[int, dict[str, object]], use_visit_time: bool) -> ModelFactory:
+def _ranker_factory(records: dict[int, dict[str, object]], base: RankerConfig,
+                    use_visit_time: bool) -> ModelFactory:
     """The ranker with each split's tuned setting (the no-time variant reuses it)."""
     def factory(split: Split) -> NextBasketModel:
         best = records[split.seed]["best"]
         assert isinstance(best, dict)
-        cfg = dataclasses.replace(RankerConfig(), **best, use_visit_time=use_visit_time)
+        cfg = dataclasses.replace(base, **best, use_visit_time=use_visit_time)
         return NbrRanker(cfg)
 
     return factory
@@ -224,6 +232,7 @@ def _aligned(a: MethodResult, b: MethodResult, i: int, metric: str) -> tuple:
 def evaluate(
     spec: str, methods: Sequence[str], n_splits: int, budget: int = SEARCH_BUDGET,
     cache_dir: Path | None = DEFAULT_CACHE, n_resamples: int = N_RESAMPLES,
+    ranker_base: RankerConfig | None = None,
 ) -> dict[str, object]:
     """Run the protocol for a dataset spec; returns the JSON-ready report."""
     start = time.perf_counter()
@@ -237,7 +246,7 @@ def evaluate(
     tuning_report: dict[str, object] = {}
     tune_start = time.perf_counter()
     factories = build_factories(methods, task, splits, budget,
-                                tuning.TuningCache(cache_dir), tuning_report)
+                                tuning.TuningCache(cache_dir), tuning_report, ranker_base)
     tuning_seconds = time.perf_counter() - tune_start
     results = run_methods(task, splits, factories, DEFAULT_KS)
     return {
@@ -296,6 +305,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--splits", type=int, default=len(SPLIT_SEEDS),
         help="evaluate only the first N of the five splits (quick runs)",
     )
+    parser.add_argument(
+        "--history-shifts", type=int, default=None, metavar="N",
+        help="the ranker's extra training examples, N baskets back (default: automatic; "
+             "the JSON's tuning.ranker.per_split[].best_val holds its validation score)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -310,6 +324,7 @@ def main(args: argparse.Namespace) -> int:
             args.dataset, methods, args.splits, budget=args.budget,
             cache_dir=None if args.no_tuning_cache else args.tuning_cache,
             n_resamples=args.resamples,
+            ranker_base=RankerConfig(history_shifts=args.history_shifts),
         )
     except (DatasetSpecError, FileNotFoundError) as exc:
         logger.error("%s", exc)

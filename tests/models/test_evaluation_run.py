@@ -96,3 +96,24 @@ def test_tafeng_dir_defaults_beside_the_checkout() -> None:
     from models.datasets.tafeng import default_tafeng_dir
 
     assert default_tafeng_dir().parts[-3:] == ("shared", "data", "tafeng")
+
+
+def test_history_shifts_are_the_rankers_own_setting(tmp_path: Path) -> None:
+    """`--history-shifts` reaches the ranker: another value is tuned afresh, not read from
+    the cache of the first, and the report says which was used."""
+    data = tmp_path / "shop.csv"
+    write_csv(data)
+    out = tmp_path / "metrics.json"
+
+    def tuned(shifts: str) -> dict:
+        argv = ["--dataset", f"csv:{data}", "--json", str(out), "--splits", "1",
+                "--methods", "ranker", "--budget", "1", "--resamples", "10",
+                "--tuning-cache", str(tmp_path / "cache"), "--history-shifts", shifts]
+        assert run.main(parse(argv)) == 0
+        return json.loads(out.read_text())["tuning"]["ranker"]
+
+    first = tuned("0")
+    assert first["history_shifts"] == 0 and not first["per_split"][0]["cached"]
+    other = tuned("1")
+    assert other["history_shifts"] == 1 and not other["per_split"][0]["cached"]
+    assert tuned("0")["per_split"][0]["cached"]
