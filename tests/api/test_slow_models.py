@@ -25,7 +25,7 @@ HEALTHZ_BUDGET_S = 0.050
 
 def test_a_slow_ranker_does_not_delay_healthz_and_shoppers_get_favourites(
         mqtt_broker: MosquittoBroker, tmp_path: Path, bundles: Bundles) -> None:
-    slow = build_with_ranker(bundles, tmp_path / "slow", "test-slow", slow_ranker(layers=400))
+    slow = build_with_ranker(bundles, tmp_path / "slow", "test-slow", slow_ranker())
     settings = load_settings(
         store_id=STORE, broker=mqtt_broker.url, db=tmp_path / "edge.db", batch_max_wait_ms=5,
         mqtt_protocol=mqtt_broker.mqtt_protocol, model_public_key=bundles.public_key,
