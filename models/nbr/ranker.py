@@ -40,12 +40,9 @@ SHOPPER_CHUNK = 2000
 RANDOM_STATE = 0
 # Below this many (user, target basket) examples the trees overfit: with ~1,000
 # training users (Complete Journey) extra shifted examples help markedly, with ~10,000
-# (Ta-Feng) they only cost time. Chosen on Complete Journey's validation users (five
-# splits, default trees; mean of Recall@10 and NDCG@10): 4 shifts .1611, 8 shifts .1647,
-# 12 shifts .1641. 9,000 gives Complete Journey's 981 training users the 8 and Ta-Feng's
-# 9,975 none, as before (12 would have given Ta-Feng one).
-MIN_TRAINING_EXAMPLES = 9_000
-MAX_AUTO_SHIFTS = 8
+# (Ta-Feng) they only cost time. Chosen by cross-validation over training users.
+MIN_TRAINING_EXAMPLES = 5_000
+MAX_AUTO_SHIFTS = 4
 
 
 def auto_shifts(n_train_users: int) -> int:
