@@ -13,8 +13,8 @@ the search) is fitted once per configuration and scored on three sets of users:
 It reports, as a mean over the splits, the test Recall@10 / NDCG@10 of the setting each
 set of users picks, and of the best setting on test (a ceiling no tuning can claim).
 This is an analysis of the tuning, not a tuning: nothing here feeds a choice back into
-``evaluate``, which never looks at test users. Complete Journey, 150 configurations: ~30
-minutes on the 2-core machine.
+``evaluate``, which never looks at test users. Complete Journey, 150 configurations: 39
+minutes on the 2-core machine (beside other runs).
 """
 
 from __future__ import annotations
@@ -76,9 +76,9 @@ def check(spec: str, method: str, n_configs: int, n_splits: int = 5) -> dict[str
     per_split = []
     for split in splits[:n_splits]:
         trials = split_trials(method, task, split, configs)
-        per_split.append({chooser: {"params": chosen(trials, chooser)["params"],
-                                    **chosen(trials, chooser)["test"]}
-                          for chooser in CHOOSERS})
+        picks = {chooser: chosen(trials, chooser) for chooser in CHOOSERS}
+        per_split.append({chooser: {"params": pick["params"], **pick["test"]}
+                          for chooser, pick in picks.items()})
         logger.info("split %d: %s", split.seed,
                     {c: round(per_split[-1][c]["recall@10"], 4) for c in CHOOSERS})
     mean = {chooser: {m: float(np.mean([s[chooser][m] for s in per_split]))

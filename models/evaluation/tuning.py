@@ -15,7 +15,7 @@ treatment:
   **ranker** learns from the training users' targets, so it is trained on its training
   users, early-stopped on the validation users (as in evaluation) and scored on those
   only;
-- the objective is the mean of Recall@10 and NDCG@10 on the validation users;
+- the objective is the mean of Recall@10 and NDCG@10 on the scored users;
 - **per split**: a split's validation users can be another split's test users, so
   settings chosen on split 0 and used on split 1 would have seen some of split 1's
   test targets. Each split is tuned on its own validation users instead.
