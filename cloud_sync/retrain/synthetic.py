@@ -20,13 +20,15 @@ import numpy as np
 
 from cloud_sync.link.batch import Batch
 from models.datasets.synthetic import ITEMS_PER_CATEGORY, SECONDS_PER_DAY, generate_baskets
+from models.nbr.ranker import MAX_AUTO_SHIFTS
 
 N_ITEMS = 150
 EVENTS_PER_BATCH = 2_500  # the uplink's batch size
-ANONYMOUS_SHARE = 0.25
-# The ranker learns from each shopper's last basket and the four before it (history shifts):
-# those are what corruption replaces.
-CORRUPT_LAST_BASKETS = 5  # one sale in four has no consenting shopper
+ANONYMOUS_SHARE = 0.25  # one sale in four has no consenting shopper
+# The ranker learns from each shopper's last basket and up to MAX_AUTO_SHIFTS before it
+# (history shifts): those are what corruption replaces. Fewer would leave the older
+# training examples clean, and the candidate would learn real habits from them anyway.
+CORRUPT_LAST_BASKETS = 1 + MAX_AUTO_SHIFTS
 
 
 def product_id(item: int) -> str:

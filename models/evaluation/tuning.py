@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from models.evaluation import metrics as metrics_module
 from models.evaluation import search as search_module
@@ -119,8 +120,13 @@ def tuning_view(task: NbrTask, split: Split) -> tuple[FitData, np.ndarray]:
 
 def objective(recs: np.ndarray, task: NbrTask, users: np.ndarray) -> dict[str, float]:
     """Recall@10, NDCG@10 and their mean on the given (never test) users."""
-    m = evaluate_recommendations(recs, task.targets[users], task.history_counts[users],
-                                 (TUNING_K,))
+    return scores_at_k(recs, task.targets[users], task.history_counts[users])
+
+
+def scores_at_k(recs: np.ndarray, truth: sp.csr_matrix, seen: sp.csr_matrix
+                ) -> dict[str, float]:
+    """Recall@10, NDCG@10 and their mean over the rows (one basket to predict each)."""
+    m = evaluate_recommendations(recs, truth, seen, (TUNING_K,))
     r, n = m[f"recall@{TUNING_K}"], m[f"ndcg@{TUNING_K}"]
     return {"recall@10": r, "ndcg@10": n, "score": 0.5 * (r + n)}
 
@@ -249,11 +255,14 @@ def tune_ranker(
     model = NbrRanker(base)
     rows = model.prepare(data)
 
+    val = rows.val
+
     def score(params: dict[str, Any]) -> dict[str, float]:
         model.fit_trees(rows, dataclasses.replace(base, **params))
-        recs = top_k_per_user(split.val, rows.val, model.score_rows(rows.val), TUNING_K)
+        recs = top_k_per_user(np.arange(val.n_examples), val.rows,
+                              model.score_rows(val.rows), TUNING_K)
         recs = fill_with_global(recs, model.stats.popular_items(2 * TUNING_K))
-        return {"trees": int(model.model.n_iter_), **objective(recs, task, split.val)}
+        return {"trees": int(model.model.n_iter_), **scores_at_k(recs, val.truth, val.seen)}
 
     default = {name: getattr(base, name) for name in space}
     trials = search(score, space, default, budget)

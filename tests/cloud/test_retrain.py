@@ -57,8 +57,11 @@ def chain(local_cloud: LocalCloud, tmp_path_factory: pytest.TempPathFactory) -> 
     synthetic.write_store(lake, stores[2], END, active=20, pace=pace, seed=3)
     # 240 active shoppers: ~200 held out, enough to tell the corrupted candidate from the
     # champion (with 120, ~100 held out, the ranker's neighbour features made it only
-    # -0.014 / -0.023 worse, inside the noise).
-    synthetic.write_store(lake, stores[3], END, active=240, lapsed=400, corrupt_lapsed=True,
+    # -0.014 / -0.023 worse, inside the noise). 1,200 corrupted lapsed shoppers: the ranker
+    # reads each shopper's own repeat habit, so it partly explains the corruption away as
+    # those shoppers' taste; with 400 (8 history shifts) it came out only -0.008 / -0.015
+    # worse, at the edge of the noise.
+    synthetic.write_store(lake, stores[3], END, active=240, lapsed=1200, corrupt_lapsed=True,
                           pace=pace, seed=4)
     s3 = local_cloud.boto3_client("s3")
     s3.create_bucket(Bucket=UPLOADS, CreateBucketConfiguration={
@@ -166,7 +169,7 @@ def test_a_candidate_trained_on_corrupted_history_is_refused(
     gate = doc["scopes"]["chain"]["gate"]
     assert gate["verdict"] == "refuse" and doc["version"] is None
     worse = [m for m in ("recall@10", "ndcg@10") if gate["comparisons"][m]["worse_beyond_noise"]]
-    assert worse  # measured: R@10 -0.025 [-0.049, -0.004], NDCG@10 -0.034 [-0.058, -0.014]
+    assert worse  # measured: R@10 -0.030 [-0.052, -0.013], NDCG@10 -0.024 [-0.042, -0.011]
     for metric in worse:
         assert gate["comparisons"][metric]["ci"][1] < 0 and metric in err[0]
     assert not (tmp_path / "bundles").exists() or not any((tmp_path / "bundles").iterdir())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,7 @@ def test_shifted_examples_label_the_basket_before_the_target() -> None:
     ds = generate_baskets(n_users=20, n_items=50, seed=3)
     history, _last = ds.drop_last_baskets()
     users = np.arange(ds.n_users)
-    rows, y = shifted_examples(history, users, FAST.candidates)
+    rows, y, _world = shifted_examples(history, users, FAST.candidates)
     for u in (0, 9):
         second_to_last = set(ds.user_baskets(u)[-2].tolist())
         positives = set(rows.items[(rows.users == u) & (y == 1)].tolist())
@@ -106,7 +107,31 @@ def test_shifted_examples_label_the_basket_before_the_target() -> None:
         assert positives == second_to_last & candidates
 
 
+def test_validation_users_give_an_example_per_shift_and_never_train() -> None:
+    """With two shifts each validation user is three examples (their last basket and the
+    two before it), ranked and scored apart, and never a training row."""
+    ds = filter_dataset(generate_baskets(n_users=200, n_items=80, seed=5))
+    task = make_task(ds)
+    (split,) = random_splits(task.users, seeds=[0])
+    rows = NbrRanker(replace(FAST, history_shifts=2)).prepare(fit_data(task, split))
+    assert not np.isin(rows.train.users, split.val).any()
+    val, users = rows.val, np.sort(split.val)
+    assert val.n_examples == 3 * len(users)  # every user has >= 3 baskets
+    for i in (0, 7, len(users) - 1):
+        baskets = ds.user_baskets(int(users[i]))
+        for shift in range(3):
+            example = shift * len(users) + i
+            truth = set(val.truth[example].indices.tolist())
+            assert truth == set(baskets[-1 - shift].tolist())
+            mine = val.rows.users == example
+            assert mine.any() and set(val.rows.items[mine & (val.y == 1)].tolist()) <= truth
+            # What they had bought before that basket, as the metrics' repeat split sees it.
+            before = set(np.concatenate(baskets[:-1 - shift]).tolist())
+            assert set(val.seen[example].indices.tolist()) == before
+
+
 def test_auto_shifts_only_for_small_populations() -> None:
-    assert auto_shifts(10_000) == 0
-    assert auto_shifts(1_000) == 4
-    assert auto_shifts(2_500) == 1
+    assert auto_shifts(10_000) == 0  # Ta-Feng's ~9,975 training users
+    assert auto_shifts(981) == 8  # Complete Journey's
+    assert auto_shifts(2_500) == 3
+    assert auto_shifts(300) == 8  # capped
