@@ -171,7 +171,8 @@ def _tune_rankers(
         "search_space": tuning.SEARCH_SPACES["ranker"],
         "history_shifts": "automatic" if base.history_shifts is None else base.history_shifts,
         "budget": budget,
-        "objective": "mean of Recall@10 and NDCG@10 on the split's validation users",
+        "objective": ("mean of Recall@10 and NDCG@10 on the split's validation users' last "
+                      "baskets and, with history shifts, their earlier ones"),
         "per_split": [
             {k: records[s.seed][k] for k in ("split", "best", "best_val", "seconds", "cached",
                                               "trials")}
