@@ -14,7 +14,7 @@ treatment:
   109 validation users alone chose settings far from the best (see the constant). The
   **ranker** learns from the training users' targets, so it is trained on its training
   users, early-stopped on the validation users (as in evaluation) and scored on those
-  only;
+  only (their last basket and, with history shifts, earlier ones);
 - the objective is the mean of Recall@10 and NDCG@10 on the scored users;
 - **per split**: a split's validation users can be another split's test users, so
   settings chosen on split 0 and used on split 1 would have seen some of split 1's
@@ -29,10 +29,12 @@ re-tunes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,8 +49,10 @@ from models.evaluation import search as search_module
 from models.evaluation.metrics import evaluate_recommendations
 from models.evaluation.protocol import NbrTask, Split, mask_targets
 from models.evaluation.search import SEARCH_BUDGET, SEARCH_SEED, best_trial, search
-from models.nbr import matrices, tifuknn, upcf
+from models.features import nbr, nbr_neighbours, nbr_state, nbr_stats
+from models.nbr import candidates, matrices, ranker, tifuknn, upcf
 from models.nbr.base import FitData, NextBasketModel
+from models.nbr.ranker import NbrRanker, RankerConfig, top_k_per_user
 from models.nbr.tifuknn import TifuKnn, TifuParams
 from models.nbr.topfreq import fill_with_global
 from models.nbr.upcf import UpCf, UpcfParams
@@ -101,6 +105,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any]], NextBasketModel]] = {
 }
 # Modules whose source decides the tuning scores: their hash is part of the cache key.
 CODE_MODULES = (metrics_module, search_module, matrices, tifuknn, upcf)
+RANKER_CODE_MODULES = (*CODE_MODULES, ranker, candidates, nbr, nbr_neighbours, nbr_state,
+                       nbr_stats)
 
 
 def tuning_view(task: NbrTask, split: Split) -> tuple[FitData, np.ndarray]:
@@ -141,12 +147,29 @@ def dataset_fingerprint(task: NbrTask) -> str:
     return h.hexdigest()[:16]
 
 
-def code_version(modules: Sequence[object] = CODE_MODULES) -> str:
+@functools.cache
+def _source_digest(module_name: str) -> str:
+    """SHA-256 of a module's source as first read in this process.
+
+    Read once: an evaluation runs for up to an hour, and its results must be keyed by the
+    code it runs, not by an edit saved on disk meanwhile (``inspect.getsource`` rereads a
+    changed file).
+    """
+    return hashlib.sha256(inspect.getsource(sys.modules[module_name]).encode()).hexdigest()
+
+
+def code_version(modules: Sequence[Any] = CODE_MODULES) -> str:
     """Hash of the source of the modules that compute tuning scores."""
     h = hashlib.sha256()
-    for mod in (*modules, inspect.getmodule(code_version)):
-        h.update(inspect.getsource(mod).encode())  # type: ignore[arg-type]
+    for mod in (*modules, sys.modules[__name__]):
+        h.update(_source_digest(mod.__name__).encode())
     return h.hexdigest()[:16]
+
+
+# Every module's source is read when this one is imported, at the start of an evaluation.
+for _module in RANKER_CODE_MODULES:
+    _source_digest(_module.__name__)
+_source_digest(__name__)
 
 
 @dataclass
@@ -231,19 +254,15 @@ def tune_ranker(
 
     Rows are built once (training users' targets as labels; validation users' targets
     for early stopping, as in evaluation), then each setting is fitted and scored on
-    the validation users' candidates. Test users' targets are masked out.
+    the validation examples: each validation user's last basket and, with history
+    shifts, their earlier ones. Test users' targets are masked out.
     """
-    from models.features import nbr, nbr_neighbours, nbr_state, nbr_stats
-    from models.nbr import candidates, ranker
-    from models.nbr.ranker import NbrRanker, RankerConfig, top_k_per_user
-
     cache = cache or TuningCache(None)
     base = base or RankerConfig()
     space = space or SEARCH_SPACES["ranker"]
     key = cache.key(method="ranker", space=space, budget=budget, seed=SEARCH_SEED,
                     base=dataclasses.asdict(base),
-                    code=code_version((*CODE_MODULES, ranker, candidates, nbr, nbr_neighbours,
-                                       nbr_state, nbr_stats)),
+                    code=code_version(RANKER_CODE_MODULES),
                     **split_key(task, split))
     hit = cache.get(key)
     if hit is not None:

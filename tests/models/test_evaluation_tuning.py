@@ -131,3 +131,17 @@ def test_cache_hit_on_rerun_and_miss_on_another_budget(task_split, tmp_path: Pat
     assert (first["cached"], again["cached"], other["cached"]) == (False, True, False)
     assert again["best"] == first["best"] and again["trials"] == first["trials"]
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_code_version_keeps_the_code_the_run_started_with(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An evaluation runs for an hour: a module edited on disk meanwhile must not re-key
+    the results it stores (they come from the code it loaded)."""
+    source = tmp_path / "tuned_module_under_edit.py"
+    source.write_text("def score():\n    return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import tuned_module_under_edit as module
+
+    before = tuning.code_version((module,))
+    source.write_text("def score():\n    return 2  # edited while an evaluation runs\n")
+    assert tuning.code_version((module,)) == before
