@@ -194,15 +194,31 @@ def shifted_examples(
     return rows, labels(rows, task.targets), task
 
 
+def example_weights(rows: CandidateRows, y: np.ndarray) -> np.ndarray:
+    """Per-row training weight: 1 / the example's positive rows (0 if it has none).
+
+    Recall@K counts every basket once, however large, while plain log-loss lets a shopper
+    with 30 target items outweigh one with 3 tenfold; sharing one unit of weight among an
+    example's positives matches the metric. An example with no target item among its
+    candidates cannot be ranked better or worse, so it gets no weight. ``rows`` hold one
+    example per user. Complete Journey, five splits' validation examples, default trees:
+    mean of Recall@10 and NDCG@10 .1694 unweighted, .1759 so weighted (1 / the basket's size
+    on every example, zero-hit ones kept: .1738).
+    """
+    positives = np.bincount(rows.users, weights=y)[rows.users] if len(y) else np.zeros(0)
+    return np.where(positives > 0, 1.0 / np.maximum(positives, 1.0), 0.0)
+
+
 def subsample_negatives(
-    rows: CandidateRows, y: np.ndarray, rate: float
-) -> tuple[CandidateRows, np.ndarray]:
-    """Keep every positive row and a seeded random ``rate`` share of negatives."""
-    if rate >= 1.0:
-        return rows, y
-    rng = np.random.default_rng(RANDOM_STATE)
-    keep = (y > 0) | (rng.random(len(y)) < rate)
-    return CandidateRows(rows.users[keep], rows.items[keep], rows.features[keep]), y[keep]
+    rows: CandidateRows, y: np.ndarray, weight: np.ndarray, rate: float
+) -> tuple[CandidateRows, np.ndarray, np.ndarray]:
+    """Drop weightless rows; keep every positive and a seeded random ``rate`` share of the
+    negatives."""
+    keep = weight > 0
+    if rate < 1.0:
+        rng = np.random.default_rng(RANDOM_STATE)
+        keep &= (y > 0) | (rng.random(len(y)) < rate)
+    return rows.take(keep), y[keep], weight[keep]
 
 
 def top_k_per_user(
@@ -223,10 +239,12 @@ def top_k_per_user(
 
 @dataclass
 class TrainingRows:
-    """Training rows (negatives subsampled) with labels, and the validation examples."""
+    """Training rows (negatives subsampled) with labels and :func:`example_weights`, and
+    the validation examples."""
 
     train: CandidateRows
     y: np.ndarray
+    weight: np.ndarray
     val: ValidationRows
 
 
@@ -256,14 +274,14 @@ class NbrRanker:
         self._now = (task.target_ts if self.config.use_visit_time
                      else np.full(task.n_users, np.nan))
         cfg = self.config
-        train, y, val = self._example_rows(data)
-        train, y = subsample_negatives(train, y, cfg.negative_sample_rate)
+        train, y, weight, val = self._example_rows(data)
+        train, y, weight = subsample_negatives(train, y, weight, cfg.negative_sample_rate)
         logger.info(
             "ranker: %d train rows (%.2f%% positive), %d val rows of %d examples, built in "
             "%.1fs", len(y), 100 * y.mean() if len(y) else 0.0, len(val.y), val.n_examples,
             time.perf_counter() - start,
         )
-        return TrainingRows(train, y, val)
+        return TrainingRows(train, y, weight, val)
 
     def fit_trees(self, rows: TrainingRows, config: RankerConfig | None = None) -> None:
         """Fit the trees on prepared rows (``config`` overrides the tree settings only)."""
@@ -272,6 +290,8 @@ class NbrRanker:
         cfg = self.config
         start = time.perf_counter()
         train, y, val, y_val = rows.train, rows.y, rows.val.rows, rows.val.y
+        # Mean 1, so leaf sizes and L2 keep the scale they were tuned at.
+        weight = rows.weight / rows.weight.mean() if len(y) else rows.weight
         self.model = HistGradientBoostingClassifier(
             learning_rate=cfg.learning_rate,
             max_iter=cfg.max_iter,
@@ -285,21 +305,23 @@ class NbrRanker:
         )
         if len(y_val) and y_val.any() and _supports_xval():
             # Early stopping on whole validation users, not random rows of train users.
-            self.model.fit(train.features, y, X_val=val.features, y_val=y_val)
+            self.model.fit(train.features, y, sample_weight=weight, X_val=val.features,
+                           y_val=y_val)
         else:
             self.model.set_params(validation_fraction=0.1)
-            self.model.fit(train.features, y)
+            self.model.fit(train.features, y, sample_weight=weight)
         logger.info("ranker: %d trees, fitted in %.1fs", self.model.n_iter_,
                     time.perf_counter() - start)
 
     def _example_rows(self, data: FitData
-                      ) -> tuple[CandidateRows, np.ndarray, ValidationRows]:
+                      ) -> tuple[CandidateRows, np.ndarray, np.ndarray, ValidationRows]:
         """Main examples (last basket) plus the history-shifted ones: the training users'
-        to learn from, the validation users' to stop and tune on."""
+        to learn from (rows, labels, weights), the validation users' to stop and tune on."""
         cfg, task = self.config, data.task
         main = build_candidate_rows(self.table, self.stats, data.train_users, self._now,
                                     cfg.candidates)
         train, y = [main], [labels(main, data.targets)]
+        weight = [example_weights(main, y[0])]
         val_users = np.sort(data.val_users)
         main_val = build_candidate_rows(self.table, self.stats, val_users, self._now,
                                         cfg.candidates)
@@ -317,9 +339,11 @@ class NbrRanker:
             is_val = np.isin(rows.users, val_users)
             train.append(rows.take(~is_val))
             y.append(labelled[~is_val])
+            weight.append(example_weights(train[-1], y[-1]))
             val.append(ValidationRows.of_users(rows.take(is_val), labelled[is_val], val_users,
                                                world.targets, world.history_counts))
-        return CandidateRows.concat(train), np.concatenate(y), ValidationRows.concat(val)
+        return (CandidateRows.concat(train), np.concatenate(y), np.concatenate(weight),
+                ValidationRows.concat(val))
 
     def score_rows(self, rows: CandidateRows) -> np.ndarray:
         return self.model.predict_proba(rows.features)[:, 1]

@@ -15,10 +15,12 @@ from models.features.nbr import ShopperState
 from models.nbr.candidates import CandidateConfig
 from models.nbr.onnx_export import export_ranker
 from models.nbr.ranker import (
+    CandidateRows,
     NbrRanker,
     RankerConfig,
     auto_shifts,
     build_candidate_rows,
+    example_weights,
     shifted_examples,
 )
 from models.nbr.scoring import OnnxRanker
@@ -128,6 +130,26 @@ def test_validation_users_give_an_example_per_shift_and_never_train() -> None:
             # What they had bought before that basket, as the metrics' repeat split sees it.
             before = set(np.concatenate(baskets[:-1 - shift]).tolist())
             assert set(val.seen[example].indices.tolist()) == before
+
+
+def test_every_training_basket_weighs_the_same_whatever_its_size() -> None:
+    """Recall@K counts each basket once: an example's positive rows share one unit of
+    weight, and an example none of whose target items is a candidate trains nothing."""
+    ds = filter_dataset(generate_baskets(n_users=300, n_items=120, seed=7))
+    task = make_task(ds)
+    (split,) = random_splits(task.users, seeds=[0])
+    only_repeats = CandidateConfig(n_copurchase=0, n_popular=0, n_neighbour=0)
+    data = fit_data(task, split)
+    rows = NbrRanker(replace(FAST, candidates=only_repeats, history_shifts=0)).prepare(data)
+    trained = np.unique(rows.train.users)
+    positive_weight = np.bincount(rows.train.users, weights=rows.weight * rows.y)
+    assert np.allclose(positive_weight[trained], 1.0)
+    positives = np.bincount(rows.train.users, weights=rows.y)[trained]
+    assert positives.min() < positives.max()  # baskets of several sizes
+    # A shopper none of whose target items is a candidate (user 5) gets no weight.
+    toy = CandidateRows(np.array([3, 3, 3, 5, 5, 8, 8]), np.arange(7), np.zeros((7, 1)))
+    weights = example_weights(toy, np.array([1, 1, 0, 0, 0, 1, 0]))
+    assert weights.tolist() == [0.5, 0.5, 0.5, 0.0, 0.0, 1.0, 1.0]
 
 
 def test_auto_shifts_only_for_small_populations() -> None:
