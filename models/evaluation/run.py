@@ -170,6 +170,7 @@ def _tune_rankers(
     tuning_report["ranker"] = {
         "search_space": tuning.SEARCH_SPACES["ranker"],
         "history_shifts": "automatic" if base.history_shifts is None else base.history_shifts,
+        "basket_weights": base.basket_weights,
         "budget": budget,
         "objective": ("mean of Recall@10 and NDCG@10 on the split's validation users' last "
                       "baskets and, with history shifts, their earlier ones"),
@@ -311,6 +312,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the ranker's extra training examples, N baskets back (default: automatic; "
              "the JSON's tuning.ranker.per_split[].best_val holds its validation score)",
     )
+    parser.add_argument(
+        "--unweighted-ranker", action="store_true",
+        help="train the ranker with every row weighing 1 and no example dropped (its "
+             "training before every basket was weighed once; for comparison)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -325,7 +331,8 @@ def main(args: argparse.Namespace) -> int:
             args.dataset, methods, args.splits, budget=args.budget,
             cache_dir=None if args.no_tuning_cache else args.tuning_cache,
             n_resamples=args.resamples,
-            ranker_base=RankerConfig(history_shifts=args.history_shifts),
+            ranker_base=RankerConfig(history_shifts=args.history_shifts,
+                                     basket_weights=not args.unweighted_ranker),
         )
     except (DatasetSpecError, FileNotFoundError) as exc:
         logger.error("%s", exc)

@@ -81,6 +81,10 @@ class RankerConfig:
     # False: the request time is unknown (as for the baselines), so the day-based
     # features are missing in training and at prediction; history timestamps remain.
     use_visit_time: bool = True
+    # True: :func:`example_weights` (every basket counts once). False: every row weighs 1
+    # and no example is dropped, the training before 2026-12-07, kept for comparison
+    # (`evaluate --unweighted-ranker`).
+    basket_weights: bool = True
 
 
 @dataclass
@@ -290,8 +294,10 @@ class NbrRanker:
         cfg = self.config
         start = time.perf_counter()
         train, y, val, y_val = rows.train, rows.y, rows.val.rows, rows.val.y
-        # Mean 1, so leaf sizes and L2 keep the scale they were tuned at.
-        weight = rows.weight / rows.weight.mean() if len(y) else rows.weight
+        # Mean 1, so leaf sizes and L2 keep the scale they were tuned at; None unweighted,
+        # so that comparison run is the earlier training exactly.
+        weight = (rows.weight / rows.weight.mean() if cfg.basket_weights and len(y)
+                  else None)
         self.model = HistGradientBoostingClassifier(
             learning_rate=cfg.learning_rate,
             max_iter=cfg.max_iter,
@@ -321,7 +327,7 @@ class NbrRanker:
         main = build_candidate_rows(self.table, self.stats, data.train_users, self._now,
                                     cfg.candidates)
         train, y = [main], [labels(main, data.targets)]
-        weight = [example_weights(main, y[0])]
+        weight = [self._weights(main, y[0])]
         val_users = np.sort(data.val_users)
         main_val = build_candidate_rows(self.table, self.stats, val_users, self._now,
                                         cfg.candidates)
@@ -339,11 +345,16 @@ class NbrRanker:
             is_val = np.isin(rows.users, val_users)
             train.append(rows.take(~is_val))
             y.append(labelled[~is_val])
-            weight.append(example_weights(train[-1], y[-1]))
+            weight.append(self._weights(train[-1], y[-1]))
             val.append(ValidationRows.of_users(rows.take(is_val), labelled[is_val], val_users,
                                                world.targets, world.history_counts))
         return (CandidateRows.concat(train), np.concatenate(y), np.concatenate(weight),
                 ValidationRows.concat(val))
+
+    def _weights(self, rows: CandidateRows, y: np.ndarray) -> np.ndarray:
+        if self.config.basket_weights:
+            return example_weights(rows, y)
+        return np.ones(len(y))
 
     def score_rows(self, rows: CandidateRows) -> np.ndarray:
         return self.model.predict_proba(rows.features)[:, 1]

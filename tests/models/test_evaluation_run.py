@@ -117,3 +117,24 @@ def test_history_shifts_are_the_rankers_own_setting(tmp_path: Path) -> None:
     other = tuned("1")
     assert other["history_shifts"] == 1 and not other["per_split"][0]["cached"]
     assert tuned("0")["per_split"][0]["cached"]
+
+
+def test_unweighted_ranker_is_tuned_apart_and_reported(tmp_path: Path) -> None:
+    """`--unweighted-ranker` (the comparison run) reaches the ranker: tuned afresh, not
+    read from the weighted ranker's cache, and the report says which was used."""
+    data = tmp_path / "shop.csv"
+    write_csv(data)
+    out = tmp_path / "metrics.json"
+
+    def tuned(*extra: str) -> dict:
+        argv = ["--dataset", f"csv:{data}", "--json", str(out), "--splits", "1",
+                "--methods", "ranker", "--budget", "1", "--resamples", "10",
+                "--tuning-cache", str(tmp_path / "cache"), "--history-shifts", "0", *extra]
+        assert run.main(parse(argv)) == 0
+        return json.loads(out.read_text())["tuning"]["ranker"]
+
+    weighted = tuned()
+    assert weighted["basket_weights"] is True
+    unweighted = tuned("--unweighted-ranker")
+    assert unweighted["basket_weights"] is False and not unweighted["per_split"][0]["cached"]
+    assert unweighted["per_split"][0]["best_val"] != weighted["per_split"][0]["best_val"]
