@@ -294,6 +294,10 @@ class NbrRanker:
         cfg = self.config
         start = time.perf_counter()
         train, y, val, y_val = rows.train, rows.y, rows.val.rows, rows.val.y
+        if not y.any():
+            # Nothing to learn from: say so, rather than fail inside scikit-learn.
+            raise ValueError("too little history to train the ranker: no training shopper's "
+                             "last basket holds an item among their candidates")
         # Mean 1, so leaf sizes and L2 keep the scale they were tuned at; None unweighted,
         # so that comparison run is the earlier training exactly.
         weight = (rows.weight / rows.weight.mean() if cfg.basket_weights and len(y)

@@ -152,6 +152,22 @@ def test_every_training_basket_weighs_the_same_whatever_its_size() -> None:
     assert weights.tolist() == [0.5, 0.5, 0.5, 0.0, 0.0, 1.0, 1.0]
 
 
+def test_a_history_with_nothing_to_learn_is_a_clear_error() -> None:
+    """Every training shopper's last basket is new to them (and no candidate but their own
+    items is asked for): the ranker says why it cannot train."""
+    ds = filter_dataset(generate_baskets(n_users=120, n_items=60, seed=3))
+    task = make_task(ds)
+    (split,) = random_splits(task.users, seeds=[0])
+    data = fit_data(task, split)
+    no_new = CandidateConfig(n_copurchase=0, n_popular=0, n_neighbour=0)
+    model = NbrRanker(replace(FAST, candidates=no_new, history_shifts=0))
+    rows = model.prepare(data)
+    nothing = replace(rows, y=np.zeros(0, np.int8), weight=np.zeros(0),
+                      train=rows.train.take(np.zeros(len(rows.y), bool)))
+    with pytest.raises(ValueError, match="too little history to train the ranker"):
+        model.fit_trees(nothing)
+
+
 def test_auto_shifts_only_for_small_populations() -> None:
     assert auto_shifts(10_000) == 0  # Ta-Feng's ~9,975 training users
     assert auto_shifts(981) == 8  # Complete Journey's
