@@ -209,7 +209,7 @@ def example_weights(rows: CandidateRows, y: np.ndarray) -> np.ndarray:
     mean of Recall@10 and NDCG@10 .1694 unweighted, .1759 so weighted (1 / the basket's size
     on every example, zero-hit ones kept: .1738).
     """
-    positives = np.bincount(rows.users, weights=y)[rows.users] if len(y) else np.zeros(0)
+    positives = np.bincount(rows.users, weights=y)[rows.users]
     return np.where(positives > 0, 1.0 / np.maximum(positives, 1.0), 0.0)
 
 
@@ -300,8 +300,7 @@ class NbrRanker:
                              "last basket holds an item among their candidates")
         # Mean 1, so leaf sizes and L2 keep the scale they were tuned at; None unweighted,
         # so that comparison run is the earlier training exactly.
-        weight = (rows.weight / rows.weight.mean() if cfg.basket_weights and len(y)
-                  else None)
+        weight = rows.weight / rows.weight.mean() if cfg.basket_weights else None
         self.model = HistGradientBoostingClassifier(
             learning_rate=cfg.learning_rate,
             max_iter=cfg.max_iter,
